@@ -1,0 +1,27 @@
+# The two commands of the README. Both build the virtualenv they need, so a fresh clone works.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: example test venv lint bench
+
+$(BIN)/pipelined: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev,test]'
+	touch $@
+
+venv: $(BIN)/pipelined
+
+example: $(BIN)/pipelined
+	$(BIN)/pipelined run -c config/example.yaml
+
+test: $(BIN)/pipelined
+	@command -v mosquitto >/dev/null 2>&1 || command -v /usr/sbin/mosquitto >/dev/null 2>&1 \
+		|| (apt-get update -qq && apt-get install -y -qq mosquitto >/dev/null)
+	$(BIN)/ruff check pipelined tests bench
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q
+
+bench: $(BIN)/pipelined
+	$(BIN)/python bench/dispatch.py

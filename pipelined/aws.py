@@ -1,0 +1,62 @@
+"""AWS clients (aiobotocore) shared by sources and destinations, built from the `aws:` config."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+
+from pipelined.config import AwsConfig
+
+
+class AwsClients:
+    """Opens one client per service on first use and closes them all together."""
+
+    def __init__(self, config: AwsConfig, max_attempts: int | None = None) -> None:
+        self._config = config
+        self._session = get_session()
+        self._stack = contextlib.AsyncExitStack()
+        self._clients: dict[str, Any] = {}
+        retries: dict[str, Any] = {"mode": "standard"}
+        if max_attempts is not None:
+            retries["max_attempts"] = max_attempts
+        self._botocore_config = AioConfig(retries=retries, connect_timeout=5, read_timeout=30)
+
+    async def client(self, service: str) -> Any:
+        """The shared client for `service` (sqs, sns, s3, dynamodbstreams, kinesis, ...)."""
+        if service not in self._clients:
+            creator = self._session.create_client(
+                service,
+                region_name=self._config.region,
+                endpoint_url=self._config.endpoint_url or None,
+                config=self._botocore_config,
+            )
+            self._clients[service] = await self._stack.enter_async_context(creator)
+        return self._clients[service]
+
+    async def close(self) -> None:
+        """Close every client opened so far."""
+        self._clients.clear()
+        await self._stack.aclose()
+
+
+def parse_arn(arn: str) -> dict[str, str]:
+    """Split `arn:partition:service:region:account:resource` into its named parts."""
+    parts = arn.split(":", 5)
+    if len(parts) != 6 or parts[0] != "arn":
+        raise ValueError(f"not an ARN: {arn!r}")
+    return dict(zip(("arn", "partition", "service", "region", "account", "resource"), parts, strict=True))
+
+
+async def resolve_queue_url(sqs: Any, queue: str) -> str:
+    """A queue URL from a URL, an ARN or a bare name."""
+    if queue.startswith(("http://", "https://")):
+        return queue
+    if queue.startswith("arn:"):
+        arn = parse_arn(queue)
+        response = await sqs.get_queue_url(QueueName=arn["resource"], QueueOwnerAWSAccountId=arn["account"])
+    else:
+        response = await sqs.get_queue_url(QueueName=queue)
+    return str(response["QueueUrl"])

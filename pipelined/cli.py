@@ -1,0 +1,216 @@
+"""Command line: run, validate, invoke, dlq; exit codes (0 ok, 1 handler failure, 2 user error)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from pipelined import __version__
+from pipelined.config import Config, load_config
+from pipelined.errors import ConfigError, PipelinedError, UsageError
+from pipelined.invoker import FunctionRuntime
+from pipelined.logs import setup_logging
+from pipelined.state import StateStore
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises UsageError instead of printing usage and exiting."""
+
+    def error(self, message: str) -> Any:
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="pipelined", description="A self-hosted, Lambda-compatible event pipeline daemon.")
+    parser.add_argument("--version", action="version", version=f"pipelined {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def config_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument("-c", "--config", help="configuration file (default: $PIPELINED_CONFIG)")
+
+    run = commands.add_parser("run", help="run the daemon")
+    config_option(run)
+
+    validate = commands.add_parser("validate", help="check a configuration file")
+    validate.add_argument("file")
+
+    invoke = commands.add_parser("invoke", help="invoke a function once and print its result")
+    invoke.add_argument("function")
+    config_option(invoke)
+    payload = invoke.add_mutually_exclusive_group()
+    payload.add_argument("--payload", help="the event, as JSON")
+    payload.add_argument("--payload-file", help="a file holding the event as JSON")
+
+    dlq = commands.add_parser("dlq", help="the local dead-letter store")
+    dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True, parser_class=_Parser)
+    dlq_list = dlq_commands.add_parser("list", help="list parked events")
+    dlq_list.add_argument("--function")
+    dlq_show = dlq_commands.add_parser("show", help="show one parked event in full")
+    dlq_show.add_argument("id", type=int)
+    redrive = dlq_commands.add_parser("redrive", help="invoke parked events again; delete those that succeed")
+    target = redrive.add_mutually_exclusive_group(required=True)
+    target.add_argument("id", type=int, nargs="?")
+    target.add_argument("--all", action="store_true")
+    purge = dlq_commands.add_parser("purge", help="delete parked events")
+    purge.add_argument("--function")
+    for sub in (dlq_list, dlq_show, redrive, purge):
+        config_option(sub)
+    return parser
+
+
+def _config_path(value: str | None) -> Path:
+    path = value or os.environ.get("PIPELINED_CONFIG")
+    if not path:
+        raise UsageError("no configuration file: pass -c FILE or set PIPELINED_CONFIG")
+    return Path(path)
+
+
+def _print_json(value: Any, out: TextIO) -> None:
+    out.write(json.dumps(value, indent=2, default=str) + "\n")
+    out.flush()
+
+
+def _read_payload(args: argparse.Namespace) -> Any:
+    if args.payload_file:
+        try:
+            text = Path(args.payload_file).read_text()
+        except OSError as exc:
+            raise UsageError(f"--payload-file {args.payload_file}: {exc.strerror}") from exc
+        source = args.payload_file
+    elif args.payload is not None:
+        text, source = args.payload, "--payload"
+    else:
+        return {}
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(
+            f"{source}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from exc
+
+
+def _function(config: Config, name: str) -> FunctionRuntime:
+    if name not in config.functions:
+        known = ", ".join(sorted(config.functions))
+        raise UsageError(f"no function '{name}' in {config.source_path} (functions: {known})")
+    runtime = FunctionRuntime(name, config.functions[name], config.aws.region)
+    runtime.load()
+    return runtime
+
+
+async def _invoke(config: Config, args: argparse.Namespace, out: TextIO) -> int:
+    event = _read_payload(args)
+    runtime = _function(config, args.function)
+    result = await runtime.invoke(event)
+    _print_json(result.value if result.ok else result.error, out)
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+async def _dlq(config: Config, args: argparse.Namespace, out: TextIO) -> int:
+    state = await StateStore.open(config.state_dir)
+    try:
+        return await _dlq_command(state, config, args, out)
+    finally:
+        await state.close()
+
+
+async def _dlq_command(state: StateStore, config: Config, args: argparse.Namespace, out: TextIO) -> int:
+    if args.dlq_command == "list":
+        entries = await state.dead_letters(args.function)
+        for e in entries:
+            message = (e.error or {}).get("errorMessage", "")
+            out.write(f"{e.id}\t{e.function}/{e.source}\t{e.condition}\tattempts={e.attempts}\t{message}\n")
+        out.write(f"{len(entries)} parked event(s)\n")
+        return EXIT_OK
+    if args.dlq_command == "show":
+        entry = await state.dead_letter(args.id)
+        if entry is None:
+            raise UsageError(f"no parked event with id {args.id}")
+        _print_json(
+            {
+                "id": entry.id,
+                "function": entry.function,
+                "source": entry.source,
+                "condition": entry.condition,
+                "attempts": entry.attempts,
+                "firstFailedAt": entry.first_failed_at,
+                "lastFailedAt": entry.last_failed_at,
+                "event": entry.event,
+                "error": entry.error,
+                "failureRecord": entry.failure_record,
+            },
+            out,
+        )
+        return EXIT_OK
+    if args.dlq_command == "purge":
+        if args.function:
+            ids = [e.id for e in await state.dead_letters(args.function)]
+            removed = await state.delete_dead_letters(ids)
+        else:
+            removed = await state.delete_dead_letters()
+        out.write(f"purged {removed} parked event(s)\n")
+        return EXIT_OK
+    # redrive
+    if args.all:
+        entries = await state.dead_letters()
+    else:
+        entry = await state.dead_letter(args.id)
+        if entry is None:
+            raise UsageError(f"no parked event with id {args.id}")
+        entries = [entry]
+    runtimes: dict[str, FunctionRuntime] = {}
+    failures = 0
+    for e in entries:
+        if e.function not in runtimes:
+            runtimes[e.function] = _function(config, e.function)
+        result = await runtimes[e.function].invoke(e.event)
+        if result.ok:
+            await state.delete_dead_letters([e.id])
+            out.write(f"{e.id}\tredriven\n")
+        else:
+            failures += 1
+            await state.mark_redrive_failed(e.id, result.error)
+            message = (result.error or {}).get("errorMessage", "")
+            out.write(f"{e.id}\tfailed again: {message}\n")
+    out.write(f"redrove {len(entries) - failures} of {len(entries)} parked event(s)\n")
+    return EXIT_OK if failures == 0 else EXIT_FAILED
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `pipelined` command; returns the exit code."""
+    out, err = sys.stdout, sys.stderr
+    try:
+        args = _parser().parse_args(argv)
+        if args.command == "validate":
+            config = load_config(args.file)
+            out.write(f"{args.file}: OK: {config.summary()}\n")
+            return EXIT_OK
+        config = load_config(_config_path(args.config))
+        if args.command == "run":
+            from pipelined.daemon import run_daemon
+
+            return run_daemon(config)
+        # One-shot commands log to stderr, so stdout carries only the result.
+        setup_logging(config.logging.level, config.logging.format, stream=err)
+        if args.command == "invoke":
+            return asyncio.run(_invoke(config, args, out))
+        return asyncio.run(_dlq(config, args, out))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            err.write(problem + "\n")
+        return EXIT_USAGE
+    except PipelinedError as exc:
+        err.write(f"pipelined: {exc}\n")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,62 @@
+"""The HTTP endpoint: GET /metrics (Prometheus), /healthz (alive) and /readyz (every source healthy)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+
+class HttpServer:
+    """A small aiohttp server; `readiness` returns (start-up finished, source name -> healthy)."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        registry: CollectorRegistry,
+        readiness: Callable[[], tuple[bool, Mapping[str, bool]]],
+    ) -> None:
+        self._host = host
+        self._port = port
+        self._registry = registry
+        self._readiness = readiness
+        self._runner: web.AppRunner | None = None
+        self.port = port
+
+    async def start(self) -> None:
+        """Bind and serve; `port` holds the real port afterwards (useful with port 0)."""
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._host, self._port)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        if sockets:
+            self.port = sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        """Stop serving."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _metrics(self, _: web.Request) -> web.Response:
+        body = generate_latest(self._registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _healthz(self, _: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def _readyz(self, _: web.Request) -> web.Response:
+        started, health = self._readiness()
+        sources = dict(health)
+        ready = started and all(sources.values())
+        body = json.dumps({"ready": ready, "sources": sources}, sort_keys=True) + "\n"
+        return web.Response(text=body, status=200 if ready else 503, content_type="application/json")

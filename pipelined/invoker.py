@@ -1,0 +1,354 @@
+"""Runs a handler on one event, as Lambda would: context object, environment, timeout, logs."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import importlib
+import inspect
+import logging
+import math
+import os
+import queue
+import resource
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from concurrent.futures import Future
+from contextvars import ContextVar, copy_context
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipelined.config import FunctionConfig
+from pipelined.errors import HandlerLoadError
+from pipelined.logs import InvocationScope, current_invocation, end_invocation_output
+
+log = logging.getLogger("pipelined.lambda")
+
+ACCOUNT_ID = "000000000000"
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationResult:
+    """What one invocation returned or raised, and what it cost."""
+
+    request_id: str
+    value: Any
+    # Lambda's error object {"errorMessage", "errorType", "stackTrace"}; None on success.
+    error: Mapping[str, Any] | None
+    duration_ms: float
+    init_duration_ms: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the handler returned normally."""
+        return self.error is None
+
+
+class LambdaContext:
+    """The `context` argument, with every attribute of Lambda's Python context object."""
+
+    def __init__(self, function: FunctionRuntime, request_id: str, deadline: float) -> None:
+        self.function_name = function.name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = function.arn
+        self.memory_limit_in_mb = function.config.memory_mb
+        self.aws_request_id = request_id
+        self.log_group_name = f"/aws/lambda/{function.name}"
+        self.log_stream_name = function.log_stream_name
+        self.identity: Any = None
+        self.client_context: Any = None
+        self._deadline = deadline
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds left before the function times out."""
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+# --- environment -------------------------------------------------------------------------------------
+# os.environ is process-wide, but two functions may set the same variable differently while running
+# concurrently. The overlay makes os.environ/os.getenv answer from the running function's environment.
+
+_function_environment: ContextVar[Mapping[str, str] | None] = ContextVar("function_environment", default=None)
+
+
+class _EnvironOverlay(MutableMapping[str, str]):
+    """os.environ replacement whose reads see the current function's variables first."""
+
+    def __init__(self, base: MutableMapping[str, str]) -> None:
+        self._base = base
+
+    def __getitem__(self, key: str) -> str:
+        overlay = _function_environment.get()
+        if overlay is not None and key in overlay:
+            return overlay[key]
+        return self._base[key]
+
+    def __setitem__(self, key: str, value: str) -> None:
+        self._base[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._base[key]
+
+    def _merged(self) -> dict[str, str]:
+        merged = dict(self._base)
+        merged.update(_function_environment.get() or {})
+        return merged
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._merged())
+
+    def __len__(self) -> int:
+        return len(self._merged())
+
+    def copy(self) -> dict[str, str]:
+        """A plain dict of what the running function sees, like os.environ.copy()."""
+        return self._merged()
+
+    def __repr__(self) -> str:
+        return f"environ({self._merged()!r})"
+
+    def __getattr__(self, name: str) -> Any:
+        # os._Environ extras (encodekey, decodevalue, ...) still work on the real mapping.
+        return getattr(self._base, name)
+
+
+def _install_environ_overlay() -> None:
+    if not isinstance(os.environ, _EnvironOverlay):
+        os.environ = _EnvironOverlay(os.environ)  # type: ignore[assignment]  # noqa: B003
+
+
+# --- threads -----------------------------------------------------------------------------------------
+
+
+class _HandlerThreads:
+    """Daemon threads for sync handlers: a handler stuck past its timeout never blocks shutdown."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None] = queue.SimpleQueue()
+        self._idle = 0
+        self._lock = threading.Lock()
+
+    def submit(self, job: Callable[[], Any]) -> Future[Any]:
+        future: Future[Any] = Future()
+        with self._lock:
+            if self._idle == 0:
+                threading.Thread(target=self._work, name="pipelined-handler", daemon=True).start()
+            else:
+                self._idle -= 1
+        self._jobs.put((job, future))
+        return future
+
+    def _work(self) -> None:
+        while True:
+            item = self._jobs.get()
+            if item is None:
+                return
+            job, future = item
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(job())
+                except BaseException as exc:
+                    future.set_exception(exc)
+            with self._lock:
+                self._idle += 1
+
+
+_threads = _HandlerThreads()
+
+
+# --- the function ------------------------------------------------------------------------------------
+
+
+_OWN_FRAMES = (
+    str(Path(__file__).parent),
+    str(Path(asyncio.__file__).parent),
+    str(Path(threading.__file__)),
+    str(Path(concurrent.futures.__file__).parent),
+)
+
+
+def error_object(exc: BaseException) -> dict[str, Any]:
+    """Lambda's error object for an exception raised by a handler, with the handler's frames only."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    # Drop the daemon's own frames (thread hand-off, asyncio) in front of the handler's.
+    while frames and frames[0].filename.startswith(_OWN_FRAMES):
+        frames.pop(0)
+    return {
+        "errorMessage": str(exc),
+        "errorType": type(exc).__name__,
+        "stackTrace": traceback.format_list(frames),
+    }
+
+
+def _max_memory_used_mb() -> int:
+    # ru_maxrss is in KiB on Linux: the peak of the whole daemon inline, of one worker with isolation.
+    return math.ceil(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+class FunctionRuntime:
+    """A loaded function: its imported handler, its environment and its concurrency limit."""
+
+    def __init__(self, name: str, config: FunctionConfig, region: str) -> None:
+        self.name = name
+        self.config = config
+        self.region = region
+        self.arn = f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{name}"
+        self.log_stream_name = time.strftime("%Y/%m/%d/[$LATEST]") + uuid.uuid4().hex
+        self.environment: dict[str, str] = {
+            "AWS_LAMBDA_FUNCTION_NAME": name,
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_mb),
+            "AWS_LAMBDA_FUNCTION_TIMEOUT": str(int(config.timeout)),
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": self.log_stream_name,
+            "AWS_REGION": region,
+            "AWS_DEFAULT_REGION": region,
+            "_HANDLER": config.handler,
+            "LAMBDA_TASK_ROOT": str(config.code),
+            **config.environment,
+        }
+        self.handler: Callable[..., Any] | None = None
+        self.is_async = False
+        self._init_duration_ms: float | None = None
+        self._cold = True
+        limit = config.reserved_concurrency
+        self._slots = asyncio.Semaphore(limit) if limit is not None else None
+        self.in_flight = 0
+
+    def load(self) -> None:
+        """Import the handler once (module-level init runs here, like a Lambda cold start)."""
+        _install_environ_overlay()
+        module_name, _, attribute = self.config.handler.rpartition(".")
+        paths = [str(self.config.code), *(str(p) for p in self.config.layers)]
+        for path in reversed(paths):
+            if path not in sys.path:
+                sys.path.insert(0, path)
+        existing = sys.modules.get(module_name)
+        if existing is not None:
+            origin = getattr(existing, "__file__", None) or ""
+            if not any(origin.startswith(p + os.sep) for p in paths):
+                raise HandlerLoadError(
+                    f"function {self.name}: module '{module_name}' is already loaded from {origin}; "
+                    "two inline functions cannot share a module name from different code directories"
+                )
+            # A reload with changed code must see the new module, like a new Lambda version.
+            del sys.modules[module_name]
+        started = time.perf_counter()
+        token = _function_environment.set(self.environment)
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:
+            raise HandlerLoadError(
+                f"function {self.name}: cannot import '{module_name}': {type(exc).__name__}: {exc}"
+            ) from exc
+        finally:
+            _function_environment.reset(token)
+        handler = getattr(module, attribute, None)
+        if not callable(handler):
+            raise HandlerLoadError(f"function {self.name}: '{module_name}' has no callable '{attribute}'")
+        self.handler = handler
+        self.is_async = inspect.iscoroutinefunction(handler)
+        self._init_duration_ms = (time.perf_counter() - started) * 1000
+
+    @contextlib.asynccontextmanager
+    async def slot(self, on_throttle: Callable[[], None] | None = None) -> Any:
+        """Hold one unit of reserved concurrency; calls on_throttle when the function is at its limit."""
+        if self._slots is None:
+            yield
+            return
+        if self._slots.locked() and on_throttle is not None:
+            on_throttle()
+        async with self._slots:
+            yield
+
+    async def invoke(self, event: Any, request_id: str | None = None) -> InvocationResult:
+        """Run the handler once on `event`; never raises for handler errors or timeouts."""
+        if self.handler is None:
+            self.load()
+        assert self.handler is not None
+        request_id = request_id or str(uuid.uuid4())
+        timeout = self.config.timeout
+        started = time.monotonic()
+        context = LambdaContext(self, request_id, started + timeout)
+        scope = InvocationScope(self.name, request_id)
+        scope_token = current_invocation.set(scope)
+        env_token = _function_environment.set(self.environment)
+        init_duration = self._init_duration_ms if self._cold else None
+        self._cold = False
+        log.info("START RequestId: %s Version: $LATEST", request_id, extra={"function": self.name})
+        self.in_flight += 1
+        try:
+            value, error = await self._run(event, context, timeout)
+        finally:
+            self.in_flight -= 1
+            current_invocation.reset(scope_token)
+            _function_environment.reset(env_token)
+        end_invocation_output(scope)
+        duration_ms = (time.monotonic() - started) * 1000
+        if error is not None:
+            log.error(
+                "%s: %s",
+                error.get("errorType"),
+                error.get("errorMessage"),
+                extra={"function": self.name, "request_id": request_id},
+            )
+        self._report(request_id, duration_ms, init_duration)
+        return InvocationResult(request_id, value, error, duration_ms, init_duration)
+
+    async def _run(
+        self, event: Any, context: LambdaContext, timeout: float
+    ) -> tuple[Any, Mapping[str, Any] | None]:
+        handler = self.handler
+        assert handler is not None
+        try:
+            if self.is_async:
+                value = await asyncio.wait_for(handler(event, context), timeout)
+            else:
+                # copy_context carries the request id and environment overlay into the thread.
+                ctx = copy_context()
+                future = _threads.submit(lambda: ctx.run(handler, event, context))
+                # The thread cannot be killed: on timeout it is abandoned (it is a daemon thread,
+                # so it never blocks shutdown) and process isolation is what really stops it.
+                value = await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+        except TimeoutError:
+            return None, {
+                "errorMessage": f"Task timed out after {timeout:.2f} seconds",
+                "errorType": "Sandbox.Timedout",
+                "stackTrace": [],
+            }
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # a handler may raise anything, SystemExit included
+            return None, error_object(exc)
+        return value, None
+
+    def _report(self, request_id: str, duration_ms: float, init_duration_ms: float | None) -> None:
+        extra = {"function": self.name}
+        log.info("END RequestId: %s", request_id, extra=extra)
+        report = (
+            f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\t"
+            f"Billed Duration: {max(1, math.ceil(duration_ms))} ms\t"
+            f"Memory Size: {self.config.memory_mb} MB\tMax Memory Used: {_max_memory_used_mb()} MB"
+        )
+        if init_duration_ms is not None:
+            report += f"\tInit Duration: {init_duration_ms:.2f} ms"
+        log.info("%s", report, extra=extra)
+
+
+def load_functions(functions: Mapping[str, FunctionConfig], region: str) -> dict[str, FunctionRuntime]:
+    """Load every function's handler; raises HandlerLoadError naming the first that fails."""
+    runtimes = {name: FunctionRuntime(name, cfg, region) for name, cfg in functions.items()}
+    for runtime in runtimes.values():
+        runtime.load()
+    return runtimes
+
+
+def code_root(config: FunctionConfig) -> Path:
+    """The directory Lambda would call LAMBDA_TASK_ROOT."""
+    return Path(config.code)

@@ -1,0 +1,110 @@
+"""The contract between event sources and the dispatcher: records, batches, outcomes, the Source protocol."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from pipelined.retry import RetryPolicy
+
+
+class PartialFailureMode(enum.Enum):
+    """How a `batchItemFailures` response maps to the records that must be retried."""
+
+    # SQS: exactly the reported messages fail; the rest are done.
+    ITEMS = "items"
+    # Streams: everything from the lowest reported sequence number onwards is retried, so order is kept.
+    FROM_LOWEST = "from_lowest"
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One unit of work as the source delivers it and settles it."""
+
+    # The identifier a handler reports in `batchItemFailures` (messageId, SequenceNumber, ...).
+    id: str
+    # What goes into the handler's event: an element of "Records", or the whole event for schedules.
+    payload: Mapping[str, Any]
+    # Epoch seconds when the record entered the upstream system (age limits, iterator age).
+    arrived_at: float
+    # What filter patterns are evaluated on, e.g. {"body": {...}}; None means the record is never filtered.
+    filter_data: Mapping[str, Any] | None = None
+    # Source-private data needed to settle the record (receipt handle, shard id, MQTT message id, ...).
+    settle_token: Any = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Records delivered to one invocation, plus how its event is shaped."""
+
+    records: tuple[Record, ...]
+    # True: the event is {"Records": [payloads]}; False: the single record's payload is the event itself.
+    wrap_records: bool = True
+    # None: the handler's return value is ignored (ReportBatchItemFailures is off).
+    partial_failure_mode: PartialFailureMode | None = None
+    # Source-private data for settling the batch as a whole (shard id, lease, ...).
+    settle_token: Any = field(default=None, compare=False)
+
+    def event(self) -> Any:
+        """Build the event the handler receives."""
+        if self.wrap_records:
+            return {"Records": [dict(r.payload) for r in self.records]}
+        return self.records[0].payload
+
+    def subset(self, records: tuple[Record, ...]) -> Batch:
+        """The same batch restricted to `records` (for retries and bisection)."""
+        return Batch(records, self.wrap_records, self.partial_failure_mode, self.settle_token)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to every record of a batch, handed back to its source to settle."""
+
+    succeeded: tuple[Record, ...] = ()
+    # Failed and not dead-lettered: the source makes them come back (SQS visibility, stream rewind, ...).
+    failed: tuple[Record, ...] = ()
+    # Failed for good and delivered to the on-failure destination (or dropped when there is none).
+    dead_lettered: tuple[Record, ...] = ()
+    # Did not match the filter patterns; settled like successes but never invoked.
+    filtered: tuple[Record, ...] = ()
+    # The last invocation error, if any, for logs.
+    error: Mapping[str, Any] | None = None
+
+
+@runtime_checkable
+class Source(Protocol):
+    """A stream of batches for one function; the dispatcher polls it and hands back outcomes."""
+
+    @property
+    def name(self) -> str:
+        """The event source's name within its function (used in metrics and state)."""
+
+    @property
+    def concurrency(self) -> int:
+        """How many batches may be in flight at once (several pollers)."""
+
+    @property
+    def retry_policy(self) -> RetryPolicy | None:
+        """None: failed records are retried upstream (SQS redelivery); else the dispatcher retries them."""
+
+    async def start(self) -> None:
+        """Connect and prepare; raise SourceError if the source cannot start."""
+
+    async def poll(self) -> Batch | None:
+        """Wait for the next batch; None when there is nothing right now (the dispatcher polls again)."""
+
+    async def settle(self, batch: Batch, outcome: Outcome) -> None:
+        """Acknowledge, delete, checkpoint or return the records of a finished batch."""
+
+    def failure_context(self, batch: Batch) -> Mapping[str, Any]:
+        """Source-specific keys of the on-failure record (requestPayload, KinesisBatchInfo, ...)."""
+
+    async def close(self) -> None:
+        """Stop polling and release connections; idempotent."""
+
+    @property
+    def healthy(self) -> bool:
+        """False while the upstream is unreachable (reported by /readyz)."""

@@ -1,0 +1,163 @@
+"""Test helpers: waiting on conditions with a deadline, and the daemon as a real subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_FUNCTIONS = Path(__file__).resolve().parent / "functions"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, message: str = "") -> Any:
+    """Poll `predicate` until it returns something truthy; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message or predicate}")
+        time.sleep(0.05)
+
+
+async def until(
+    predicate: Callable[[], Any | Awaitable[Any]], timeout: float = 10.0, message: str = ""
+) -> Any:
+    """Async `wait_until`: the predicate may be a coroutine function."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message or predicate}")
+        await asyncio.sleep(0.05)
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def write_config(directory: Path, functions: dict[str, Any], **top: Any) -> Path:
+    """Write a config file whose functions default to the test handlers."""
+    config: dict[str, Any] = {
+        "state_dir": str(directory / "state"),
+        "shutdown_timeout": "10s",
+        "http": {"listen": f"127.0.0.1:{free_port()}"},
+        **top,
+        "functions": {},
+    }
+    for name, fn in functions.items():
+        config["functions"][name] = {"code": str(TEST_FUNCTIONS), "timeout": "10s", **fn}
+    path = directory / "pipelined.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m pipelined ARGS` and capture its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "pipelined", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+        cwd=ROOT,
+    )
+
+
+class DaemonProcess:
+    """`pipelined run` as a subprocess, with its log in a file."""
+
+    def __init__(self, config: Path, env: dict[str, str] | None = None) -> None:
+        self.config = config
+        self.env = {**os.environ, **(env or {})}
+        self.log_path = config.parent / "daemon.log"
+        self.port = int(yaml.safe_load(config.read_text())["http"]["listen"].rsplit(":", 1)[1])
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, wait_ready: bool = True) -> DaemonProcess:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "pipelined", "run", "-c", str(self.config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            cwd=ROOT,
+        )
+        log.close()
+        if wait_ready:
+            wait_until(self.ready, timeout=30, message=f"daemon ready; log:\n{self.logs()}")
+        return self
+
+    def logs(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    def ready(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"daemon exited with {self.process.returncode}; log:\n{self.logs()}")
+        try:
+            return self.get("/readyz")[0] == 200
+        except OSError:
+            return False
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The value of one sample of /metrics (0 when absent)."""
+        _, text = self.get("/metrics")
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                    return float(sample.value)
+        return 0.0
+
+    def send_signal(self, signum: int) -> None:
+        assert self.process is not None
+        self.process.send_signal(signum)
+
+    def wait(self, timeout: float = 30) -> int:
+        assert self.process is not None
+        return self.process.wait(timeout)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
