@@ -85,23 +85,25 @@ class Daemon:
             loop.add_signal_handler(signum, self._on_stop_signal, signum)
         loop.add_signal_handler(signal.SIGHUP, self._on_reload_signal)
         try:
-            await self._startup()
-        except PipelinedError as exc:
-            log.error("start-up failed: %s", exc)
+            try:
+                await self._startup()
+            except PipelinedError as exc:
+                log.error("start-up failed: %s", exc)
+                return 2
+            self.notifier.ready(f"{len(self.runners)} event sources running")
+            log.info(
+                "pipelined %s running: %s; metrics on http://%s:%d/metrics",
+                __version__,
+                self.config.summary(),
+                self.config.http.host,
+                self.http.port if self.http else 0,
+            )
+            await self._main_loop()
+            self.notifier.stopping()
+            await self._drain()
+        finally:
+            # Always close the state store: its worker thread would otherwise keep the process alive.
             await self._close()
-            return 2
-        self.notifier.ready(f"{len(self.runners)} event sources running")
-        log.info(
-            "pipelined %s running: %s; metrics on http://%s:%d/metrics",
-            __version__,
-            self.config.summary(),
-            self.config.http.host,
-            self.http.port if self.http else 0,
-        )
-        await self._main_loop()
-        self.notifier.stopping()
-        await self._drain()
-        await self._close()
         log.info("stopped")
         return 0
 

@@ -130,33 +130,42 @@ class _HandlerThreads:
     """Daemon threads for sync handlers: a handler stuck past its timeout never blocks shutdown."""
 
     def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...], Future[Any]]] = (
+            queue.SimpleQueue()
+        )
         self._idle = 0
         self._lock = threading.Lock()
 
-    def submit(self, job: Callable[[], Any]) -> Future[Any]:
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
         future: Future[Any] = Future()
         with self._lock:
             if self._idle == 0:
                 threading.Thread(target=self._work, name="pipelined-handler", daemon=True).start()
             else:
                 self._idle -= 1
-        self._jobs.put((job, future))
+        self._jobs.put((fn, args, future))
         return future
 
     def _work(self) -> None:
         while True:
-            item = self._jobs.get()
-            if item is None:
-                return
-            job, future = item
-            if future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(job())
-                except BaseException as exc:
-                    future.set_exception(exc)
-            with self._lock:
-                self._idle += 1
+            fn, args, future = self._jobs.get()
+            if not future.set_running_or_notify_cancel():
+                self._release()
+                continue
+            try:
+                result = fn(*args)
+            except BaseException as exc:
+                self._release()
+                future.set_exception(exc)
+            else:
+                # Count this thread idle *before* waking the loop, or the loop's next submit would
+                # not see it and start a needless new thread.
+                self._release()
+                future.set_result(result)
+
+    def _release(self) -> None:
+        with self._lock:
+            self._idle += 1
 
 
 _threads = _HandlerThreads()
@@ -281,7 +290,11 @@ class FunctionRuntime:
         env_token = _function_environment.set(self.environment)
         init_duration = self._init_duration_ms if self._cold else None
         self._cold = False
-        log.info("START RequestId: %s Version: $LATEST", request_id, extra={"function": self.name})
+        log.info(
+            "START RequestId: %s Version: $LATEST",
+            request_id,
+            extra={"function": self.name, "request_id": request_id},
+        )
         self.in_flight += 1
         try:
             value, error = await self._run(event, context, timeout)
@@ -307,15 +320,15 @@ class FunctionRuntime:
         handler = self.handler
         assert handler is not None
         try:
-            if self.is_async:
-                value = await asyncio.wait_for(handler(event, context), timeout)
-            else:
-                # copy_context carries the request id and environment overlay into the thread.
-                ctx = copy_context()
-                future = _threads.submit(lambda: ctx.run(handler, event, context))
-                # The thread cannot be killed: on timeout it is abandoned (it is a daemon thread,
-                # so it never blocks shutdown) and process isolation is what really stops it.
-                value = await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+            async with asyncio.timeout(timeout):
+                if self.is_async:
+                    value = await handler(event, context)
+                else:
+                    # copy_context carries the request id and environment overlay into the thread.
+                    # On timeout the thread is abandoned, not killed (Python cannot): it is a daemon
+                    # thread, so it never blocks shutdown; process isolation really stops it.
+                    future = _threads.submit(copy_context().run, handler, event, context)
+                    value = await asyncio.wrap_future(future)
         except TimeoutError:
             return None, {
                 "errorMessage": f"Task timed out after {timeout:.2f} seconds",
@@ -329,7 +342,9 @@ class FunctionRuntime:
         return value, None
 
     def _report(self, request_id: str, duration_ms: float, init_duration_ms: float | None) -> None:
-        extra = {"function": self.name}
+        if not log.isEnabledFor(logging.INFO):
+            return
+        extra = {"function": self.name, "request_id": request_id}
         log.info("END RequestId: %s", request_id, extra=extra)
         report = (
             f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\t"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Iterable, Mapping
@@ -14,7 +16,11 @@ import aiosqlite
 
 from pipelined.errors import StateError
 
+log = logging.getLogger("pipelined.state")
+
 STATE_FILE = "state.db"
+# How long queued checkpoints wait for company before they are committed.
+CHECKPOINT_LINGER = 0.02
 
 # Each entry moves the schema one version up; PRAGMA user_version records how far a file has come.
 # Never edit a released migration: append a new one.
@@ -111,6 +117,8 @@ class StateStore:
     def __init__(self, connection: aiosqlite.Connection, path: Path) -> None:
         self._db = connection
         self.path = path
+        self._pending: dict[tuple[str, str, str], Checkpoint] = {}
+        self._flusher: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, state_dir: Path) -> StateStore:
@@ -152,8 +160,11 @@ class StateStore:
             await self._db.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
 
     async def close(self) -> None:
-        """Close the connection; everything written so far is on disk."""
-        await self._db.close()
+        """Write queued checkpoints and close the connection."""
+        try:
+            await self.flush()
+        finally:
+            await self._db.close()
 
     async def schema_version(self) -> int:
         """The schema version of the open file."""
@@ -164,23 +175,53 @@ class StateStore:
     # --- checkpoints ---------------------------------------------------------------------------------
 
     async def save_checkpoints(self, checkpoints: Iterable[Checkpoint]) -> None:
-        """Write many checkpoints in one transaction."""
+        """Write many checkpoints atomically (one statement, so one transaction and one thread hop)."""
         now = time.time()
         rows = [(c.source, c.stream, c.shard, c.sequence, now) for c in checkpoints]
-        if not rows:
-            return
-        await self._db.execute("BEGIN")
-        try:
-            await self._db.executemany(
-                "INSERT INTO checkpoints (source, stream, shard, sequence, updated_at) VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT (source, stream, shard) DO UPDATE SET sequence = excluded.sequence,"
+        # 5 parameters a row; stay far below SQLite's 32766-variable limit per statement.
+        for start in range(0, len(rows), 1000):
+            chunk = rows[start : start + 1000]
+            await self._db.execute(
+                "INSERT INTO checkpoints (source, stream, shard, sequence, updated_at) VALUES "
+                + ",".join(["(?, ?, ?, ?, ?)"] * len(chunk))
+                + " ON CONFLICT (source, stream, shard) DO UPDATE SET sequence = excluded.sequence,"
                 " updated_at = excluded.updated_at",
-                rows,
+                [value for row in chunk for value in row],
             )
-        except BaseException:
-            await self._db.execute("ROLLBACK")
-            raise
-        await self._db.execute("COMMIT")
+
+    def checkpoint_soon(self, checkpoints: Iterable[Checkpoint]) -> None:
+        """Queue checkpoints for the next group commit and return at once.
+
+        Batches that finish within CHECKPOINT_LINGER of each other share one commit, so a busy source
+        pays one SQLite transaction per commit instead of one per batch; a crash loses at most the
+        checkpoints of that window, whose records are then redelivered (at-least-once).
+        """
+        for c in checkpoints:
+            self._pending[(c.source, c.stream, c.shard)] = c
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_pending())
+
+    async def _flush_pending(self) -> None:
+        # Linger briefly so that the batches finishing meanwhile share one commit.
+        await asyncio.sleep(CHECKPOINT_LINGER)
+        while self._pending:
+            batch = list(self._pending.values())
+            self._pending.clear()
+            try:
+                await self.save_checkpoints(batch)
+            except sqlite3.Error as exc:
+                log.error("cannot write %d checkpoint(s) to %s: %s; will retry", len(batch), self.path, exc)
+                for c in batch:
+                    self._pending.setdefault((c.source, c.stream, c.shard), c)
+                await asyncio.sleep(1)
+
+    async def flush(self) -> None:
+        """Wait until every queued checkpoint is on disk."""
+        while self._flusher is not None and not self._flusher.done():
+            await asyncio.shield(self._flusher)
+        if self._pending:
+            await self.save_checkpoints(list(self._pending.values()))
+            self._pending.clear()
 
     async def checkpoints(self, source: str | None = None) -> list[Checkpoint]:
         """All checkpoints, or those of one source, ordered by source, stream and shard."""

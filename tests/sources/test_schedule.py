@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipelined.config import ScheduleSource
+from pipelined.sources.base import Outcome
+from pipelined.sources.schedule import ScheduleEventSource
+from pipelined.state import StateStore
+
+
+def ts(text: str) -> float:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
+
+
+@pytest.fixture
+async def state(tmp_path: Path) -> AsyncIterator[StateStore]:
+    store = await StateStore.open(tmp_path)
+    yield store
+    await store.close()
+
+
+async def started(
+    state: StateStore, now: str, last_fire: str | None = None, **options: Any
+) -> ScheduleEventSource:
+    if last_fire is not None:
+        await state.record_fire("fn/s", ts(last_fire))
+    config = ScheduleSource(type="schedule", name="s", **options)
+    source = ScheduleEventSource("fn", config, state, "eu-west-1", clock=lambda: ts(now))
+    await source.start()
+    return source
+
+
+async def immediate_times(source: ScheduleEventSource) -> list[str]:
+    """Event times the source hands out without waiting (the caught-up firings)."""
+    times = []
+    while True:
+        try:
+            batch = await asyncio.wait_for(source.poll(), 0.2)
+        except TimeoutError:
+            return times
+        assert batch is not None
+        times.append(batch.event()["time"])
+
+
+@pytest.mark.parametrize(
+    ("catch_up", "expected"),
+    [
+        ("none", []),
+        ("latest", ["2026-03-02T13:00:00Z"]),
+        ("all", ["2026-03-02T11:00:00Z", "2026-03-02T12:00:00Z", "2026-03-02T13:00:00Z"]),
+    ],
+)
+async def test_catch_up_after_downtime(state: StateStore, catch_up: str, expected: list[str]) -> None:
+    source = await started(
+        state, "2026-03-02T13:30:00", "2026-03-02T10:00:00", expression="cron(0 * * * ? *)", catch_up=catch_up
+    )
+    assert await immediate_times(source) == expected
+
+
+async def test_first_start_never_catches_up(state: StateStore) -> None:
+    source = await started(state, "2026-03-02T13:30:00", expression="cron(0 * * * ? *)", catch_up="all")
+    assert await immediate_times(source) == []
+
+
+async def test_catch_up_is_bounded_by_maximum_event_age(state: StateStore) -> None:
+    source = await started(
+        state,
+        "2026-03-02T13:30:00",
+        "2026-03-01T00:00:00",
+        expression="cron(0 * * * ? *)",
+        catch_up="all",
+        maximum_event_age="2h",
+    )
+    assert await immediate_times(source) == ["2026-03-02T12:00:00Z", "2026-03-02T13:00:00Z"]
+
+
+async def test_fixed_input_replaces_the_eventbridge_envelope(state: StateStore) -> None:
+    source = await started(
+        state,
+        "2026-03-02T13:30:00",
+        "2026-03-02T12:30:00",
+        expression="cron(0 * * * ? *)",
+        input={"job": "report"},
+    )
+    batch = await asyncio.wait_for(source.poll(), 1)
+    assert batch is not None and batch.event() == {"job": "report"}
+    assert batch.records[0].arrived_at == ts("2026-03-02T13:00:00")
+
+
+async def test_cron_in_a_time_zone_fires_at_local_wall_time(state: StateStore) -> None:
+    source = await started(
+        state,
+        "2026-01-15T08:30:00",
+        "2026-01-14T08:30:00",
+        expression="cron(0 9 * * ? *)",
+        timezone="Europe/Paris",
+    )
+    batch = await asyncio.wait_for(source.poll(), 1)
+    assert batch is not None
+    assert batch.event()["time"] == "2026-01-15T08:00:00Z"  # 09:00 CET
+
+
+async def test_settled_firings_are_persisted(state: StateStore) -> None:
+    source = await started(
+        state, "2026-03-02T13:30:00", "2026-03-02T12:30:00", expression="cron(0 * * * ? *)"
+    )
+    batch = await asyncio.wait_for(source.poll(), 1)
+    assert batch is not None
+    await source.settle(batch, Outcome(succeeded=batch.records))
+    assert await state.last_fire("fn/s") == ts("2026-03-02T13:00:00")
+
+
+async def test_a_past_at_schedule_never_fires(state: StateStore) -> None:
+    source = await started(state, "2026-03-02T13:30:00", expression="at(2026-03-01T00:00:00)")
+    assert await immediate_times(source) == []

@@ -1,0 +1,133 @@
+"""The command line as a user runs it: output, exit codes, and no tracebacks for user errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pipelined import __version__
+from tests.support import run_cli, write_config
+
+
+def config_with(tmp_path: Path, handler: str) -> Path:
+    return write_config(tmp_path, {"fn": {"handler": handler, "environment": {"GREETING": "salut"}}})
+
+
+def test_version() -> None:
+    result = run_cli("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"pipelined {__version__}"
+
+
+def test_validate_good_file_prints_a_one_line_summary(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        {
+            "fn": {
+                "handler": "handlers.record",
+                "events": [
+                    {"type": "schedule", "expression": "cron(0 12 ? * MON-FRI *)"},
+                    {"type": "sqs", "queue": "orders"},
+                ],
+            }
+        },
+    )
+    result = run_cli("validate", str(config))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [f"{config}: OK: 1 function, 2 event sources (1 schedule, 1 sqs)"]
+
+
+def test_validate_bad_file_names_file_line_and_field_for_each_problem(tmp_path: Path) -> None:
+    code = tmp_path / "code"
+    code.mkdir()
+    config = tmp_path / "bad.yaml"
+    config.write_text(
+        "functions:\n"
+        "  fn:\n"
+        f"    code: {code}\n"
+        "    handler: missing.handler\n"
+        "    timeout: soon\n"
+        "    colour: blue\n"
+        "    events:\n"
+        "      - type: schedule\n"
+        "        expression: rate(5 minute)\n"
+        "      - type: sqs\n"
+        "        queue: ${QUEUE_NAME_THAT_IS_NOT_SET}\n"
+    )
+    result = run_cli("validate", str(config))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    problems = result.stderr.splitlines()
+    assert "Traceback" not in result.stderr
+    expected = {
+        4: "functions.fn.handler",
+        5: "functions.fn.timeout",
+        6: "functions.fn.colour",
+        9: "functions.fn.events[0].expression",
+        11: "QUEUE_NAME_THAT_IS_NOT_SET",
+    }
+    for line, needle in expected.items():
+        assert any(p.startswith(f"{config}:{line}: ") and needle in p for p in problems), (line, problems)
+
+
+def test_validate_missing_file(tmp_path: Path) -> None:
+    result = run_cli("validate", str(tmp_path / "nope.yaml"))
+    assert result.returncode == 2 and "nope.yaml" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_invoke_prints_the_handler_result_as_json(tmp_path: Path) -> None:
+    config = config_with(tmp_path, "batch_handlers.environment")
+    result = run_cli("invoke", "fn", "-c", str(config), "--payload", '{"a": 1}')
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "GREETING": "salut",
+        "AWS_LAMBDA_FUNCTION_NAME": "fn",
+        "_HANDLER": "batch_handlers.environment",
+        "AWS_REGION": "us-east-1",
+    }
+    assert "REPORT RequestId" in result.stderr
+
+
+def test_invoke_handler_error_prints_lambda_error_object_and_exits_1(tmp_path: Path) -> None:
+    config = config_with(tmp_path, "handlers.fail")
+    payload = tmp_path / "event.json"
+    payload.write_text('{"x": 1}')
+    result = run_cli(
+        "invoke",
+        "fn",
+        "-c",
+        str(config),
+        "--payload-file",
+        str(payload),
+        env={"RECORD_FILE": str(tmp_path / "r")},
+    )
+    assert result.returncode == 1
+    error = json.loads(result.stdout)
+    assert error["errorType"] == "ValueError"
+    assert error["errorMessage"] == "boom: this handler always fails"
+    assert any("handlers.py" in frame and "in fail" in frame for frame in error["stackTrace"])
+    assert not any("pipelined" in frame for frame in error["stackTrace"])
+
+
+def test_invoke_user_errors_are_one_line(tmp_path: Path) -> None:
+    config = config_with(tmp_path, "handlers.record")
+    cases = [
+        (["invoke", "fn", "-c", str(config), "--payload", "{not json"], "--payload: not valid JSON"),
+        (["invoke", "other", "-c", str(config)], "no function 'other'"),
+        (
+            ["invoke", "fn", "-c", str(config), "--payload-file", str(tmp_path / "none.json")],
+            "--payload-file",
+        ),
+        (["invoke", "fn"], "pass -c FILE or set PIPELINED_CONFIG"),
+        (["frobnicate"], "invalid choice"),
+        (["dlq", "show", "7", "-c", str(config)], "no parked event with id 7"),
+    ]
+    for args, message in cases:
+        result = run_cli(*args, env={"PIPELINED_CONFIG": ""})
+        assert result.returncode == 2, (args, result.stderr)
+        assert message in result.stderr and "Traceback" not in result.stderr, (args, result.stderr)
+
+
+def test_config_from_environment_variable(tmp_path: Path) -> None:
+    config = config_with(tmp_path, "batch_handlers.environment")
+    result = run_cli("invoke", "fn", env={"PIPELINED_CONFIG": str(config)})
+    assert result.returncode == 0, result.stderr
