@@ -161,3 +161,53 @@ class DaemonProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def mosquitto_binary() -> str:
+    for candidate in ("/usr/sbin/mosquitto", "/usr/bin/mosquitto"):
+        if Path(candidate).exists():
+            return candidate
+    raise RuntimeError("mosquitto is not installed (the README's test command installs it)")
+
+
+class MosquittoBroker:
+    """A mosquitto process on a free loopback port with its own config and persistence file."""
+
+    def __init__(self, directory: Path, port: int | None = None) -> None:
+        self.directory = directory
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.config = directory / "mosquitto.conf"
+        self.config.write_text(
+            f"listener {self.port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            "persistence true\n"
+            f"persistence_location {directory}/\n"
+            "autosave_interval 1\n"
+            "max_queued_messages 10000\n"
+        )
+
+    def start(self) -> None:
+        log = (self.directory / "mosquitto.log").open("ab")
+        self.process = subprocess.Popen([mosquitto_binary(), "-c", str(self.config)], stdout=log, stderr=log)
+        log.close()
+
+        def accepting() -> bool:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return True
+            except OSError:
+                return False
+
+        wait_until(accepting, timeout=10, message=f"mosquitto on port {self.port}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)  # mosquitto saves its persistence file on SIGTERM
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
