@@ -190,12 +190,13 @@ class SourceRunner:
 
     async def _invoke(self, batch: Batch) -> InvocationResult:
         m = self.metrics
-        async with self.function.slot(on_throttle=m.throttles.inc):
-            m.concurrent.inc()
-            try:
-                result = await self.function.invoke(batch.event())
-            finally:
-                m.concurrent.dec()
+        await self.function.acquire(on_throttle=m.throttles.inc)
+        m.concurrent.inc()
+        try:
+            result = await self.function.invoke(batch.event())
+        finally:
+            m.concurrent.dec()
+            self.function.release()
         m.invocations.inc()
         m.duration.observe(result.duration_ms / 1000)
         m.count("invoked", len(batch.records))
@@ -208,8 +209,7 @@ class SourceRunner:
         pending = batch
         first_failed_at: float | None = None
         while True:
-            oldest = min(r.arrived_at for r in pending.records)
-            if policy is not None and is_too_old(policy, oldest, time.time()):
+            if policy is not None and is_too_old(policy, _oldest(pending), time.time()):
                 error: Mapping[str, Any] | None = {
                     "errorMessage": "record age exceeded before invocation",
                     "errorType": "RecordAgeExceeded",
@@ -237,7 +237,7 @@ class SourceRunner:
                     for part in (split.failed[:half], split.failed[half:])
                 ]
                 return _merge(tuple(succeeded), outcomes)
-            decision = decide(policy, retries, oldest, time.time())
+            decision = decide(policy, retries, _oldest(pending), time.time())
             if isinstance(decision, GiveUp) or self._stopping.is_set():
                 if not isinstance(decision, GiveUp):
                     # Shutting down mid-retry: leave the records to the source to redeliver.
@@ -296,6 +296,10 @@ class SourceRunner:
         )
         self.metrics.count("dead_lettered", len(records))
         return Outcome(tuple(succeeded), (), records, (), error)
+
+
+def _oldest(batch: Batch) -> float:
+    return min(r.arrived_at for r in batch.records)
 
 
 def _merge(succeeded: tuple[Record, ...], outcomes: list[Outcome]) -> Outcome:

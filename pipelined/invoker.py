@@ -16,9 +16,7 @@ import sys
 import threading
 import time
 import traceback
-import uuid
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
-from concurrent.futures import Future
 from contextvars import ContextVar, copy_context
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,42 +128,57 @@ class _HandlerThreads:
     """Daemon threads for sync handlers: a handler stuck past its timeout never blocks shutdown."""
 
     def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...], Future[Any]]] = (
-            queue.SimpleQueue()
-        )
+        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._idle = 0
         self._lock = threading.Lock()
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
-        future: Future[Any] = Future()
+    def submit(
+        self, loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any
+    ) -> asyncio.Future[Any]:
+        """Run fn(*args) on a handler thread; the returned future resolves on `loop`."""
+        future: asyncio.Future[Any] = loop.create_future()
         with self._lock:
             if self._idle == 0:
                 threading.Thread(target=self._work, name="pipelined-handler", daemon=True).start()
             else:
                 self._idle -= 1
-        self._jobs.put((fn, args, future))
+        self._jobs.put(_Job(loop, future, fn, args))
         return future
 
     def _work(self) -> None:
         while True:
-            fn, args, future = self._jobs.get()
-            if not future.set_running_or_notify_cancel():
-                self._release()
-                continue
+            job = self._jobs.get()
             try:
-                result = fn(*args)
+                result, error = job.fn(*job.args), None
             except BaseException as exc:
-                self._release()
-                future.set_exception(exc)
-            else:
-                # Count this thread idle *before* waking the loop, or the loop's next submit would
-                # not see it and start a needless new thread.
-                self._release()
-                future.set_result(result)
+                result, error = None, exc
+            # Count this thread idle *before* waking the loop, or the loop's next submit would not
+            # see it and start a needless new thread.
+            with self._lock:
+                self._idle += 1
+            # RuntimeError: the loop closed while the handler ran (the daemon exited).
+            with contextlib.suppress(RuntimeError):
+                job.loop.call_soon_threadsafe(_resolve, job.future, result, error)
 
-    def _release(self) -> None:
-        with self._lock:
-            self._idle += 1
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """One sync handler call waiting for a thread."""
+
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+
+
+def _resolve(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    # The future is already cancelled when the invocation timed out and its thread was abandoned.
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
 
 
 _threads = _HandlerThreads()
@@ -195,6 +208,12 @@ def error_object(exc: BaseException) -> dict[str, Any]:
     }
 
 
+def new_request_id() -> str:
+    """A random (version 4) UUID string, like Lambda's request ids, without uuid.UUID's overhead."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:32]}"
+
+
 def _max_memory_used_mb() -> int:
     # ru_maxrss is in KiB on Linux: the peak of the whole daemon inline, of one worker with isolation.
     return math.ceil(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
@@ -208,7 +227,7 @@ class FunctionRuntime:
         self.config = config
         self.region = region
         self.arn = f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{name}"
-        self.log_stream_name = time.strftime("%Y/%m/%d/[$LATEST]") + uuid.uuid4().hex
+        self.log_stream_name = time.strftime("%Y/%m/%d/[$LATEST]") + os.urandom(16).hex()
         self.environment: dict[str, str] = {
             "AWS_LAMBDA_FUNCTION_NAME": name,
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
@@ -265,23 +284,25 @@ class FunctionRuntime:
         self.is_async = inspect.iscoroutinefunction(handler)
         self._init_duration_ms = (time.perf_counter() - started) * 1000
 
-    @contextlib.asynccontextmanager
-    async def slot(self, on_throttle: Callable[[], None] | None = None) -> Any:
-        """Hold one unit of reserved concurrency; calls on_throttle when the function is at its limit."""
+    async def acquire(self, on_throttle: Callable[[], None] | None = None) -> None:
+        """Take one unit of reserved concurrency, calling on_throttle if the function is at its limit."""
         if self._slots is None:
-            yield
             return
         if self._slots.locked() and on_throttle is not None:
             on_throttle()
-        async with self._slots:
-            yield
+        await self._slots.acquire()
+
+    def release(self) -> None:
+        """Give back the unit taken by acquire()."""
+        if self._slots is not None:
+            self._slots.release()
 
     async def invoke(self, event: Any, request_id: str | None = None) -> InvocationResult:
         """Run the handler once on `event`; never raises for handler errors or timeouts."""
         if self.handler is None:
             self.load()
         assert self.handler is not None
-        request_id = request_id or str(uuid.uuid4())
+        request_id = request_id or new_request_id()
         timeout = self.config.timeout
         started = time.monotonic()
         context = LambdaContext(self, request_id, started + timeout)
@@ -290,11 +311,13 @@ class FunctionRuntime:
         env_token = _function_environment.set(self.environment)
         init_duration = self._init_duration_ms if self._cold else None
         self._cold = False
-        log.info(
-            "START RequestId: %s Version: $LATEST",
-            request_id,
-            extra={"function": self.name, "request_id": request_id},
-        )
+        logging_on = log.isEnabledFor(logging.INFO)
+        if logging_on:
+            log.info(
+                "START RequestId: %s Version: $LATEST",
+                request_id,
+                extra={"function": self.name, "request_id": request_id},
+            )
         self.in_flight += 1
         try:
             value, error = await self._run(event, context, timeout)
@@ -311,7 +334,8 @@ class FunctionRuntime:
                 error.get("errorMessage"),
                 extra={"function": self.name, "request_id": request_id},
             )
-        self._report(request_id, duration_ms, init_duration)
+        if logging_on:
+            self._report(request_id, duration_ms, init_duration)
         return InvocationResult(request_id, value, error, duration_ms, init_duration)
 
     async def _run(
@@ -319,31 +343,40 @@ class FunctionRuntime:
     ) -> tuple[Any, Mapping[str, Any] | None]:
         handler = self.handler
         assert handler is not None
+        loop = asyncio.get_running_loop()
+        if self.is_async:
+            future: asyncio.Future[Any] = loop.create_task(handler(event, context))
+        else:
+            # copy_context carries the request id and environment overlay into the thread. On timeout
+            # the thread is abandoned, not killed (Python cannot): it is a daemon thread, so it never
+            # blocks shutdown; process isolation is what really stops it.
+            future = _threads.submit(loop, copy_context().run, handler, event, context)
+        timed_out = False
+
+        def expire() -> None:
+            nonlocal timed_out
+            timed_out = True
+            future.cancel()
+
+        # One timer handle instead of asyncio.timeout(): this is the hot path of every invocation.
+        timer = loop.call_later(timeout, expire)
         try:
-            async with asyncio.timeout(timeout):
-                if self.is_async:
-                    value = await handler(event, context)
-                else:
-                    # copy_context carries the request id and environment overlay into the thread.
-                    # On timeout the thread is abandoned, not killed (Python cannot): it is a daemon
-                    # thread, so it never blocks shutdown; process isolation really stops it.
-                    future = _threads.submit(copy_context().run, handler, event, context)
-                    value = await asyncio.wrap_future(future)
-        except TimeoutError:
+            value = await future
+        except asyncio.CancelledError:
+            if not timed_out:
+                raise  # cancelled from outside (shutdown), not by the timeout
             return None, {
                 "errorMessage": f"Task timed out after {timeout:.2f} seconds",
                 "errorType": "Sandbox.Timedout",
                 "stackTrace": [],
             }
-        except asyncio.CancelledError:
-            raise
         except BaseException as exc:  # a handler may raise anything, SystemExit included
             return None, error_object(exc)
+        finally:
+            timer.cancel()
         return value, None
 
     def _report(self, request_id: str, duration_ms: float, init_duration_ms: float | None) -> None:
-        if not log.isEnabledFor(logging.INFO):
-            return
         extra = {"function": self.name, "request_id": request_id}
         log.info("END RequestId: %s", request_id, extra=extra)
         report = (
