@@ -267,3 +267,27 @@ def test_unknown_handler_module_fails_start_with_a_clear_message(tmp_path: Path)
     assert proc.wait(20) == 2
     assert "module 'nope' not found" in proc.logs()
     assert "Traceback" not in proc.logs()
+
+
+def test_sighup_restarts_a_changed_function_after_its_in_flight_invocation_finishes(
+    tmp_path: Path, daemon
+) -> None:
+    records = tmp_path / "records.jsonl"
+    config = schedule_config(tmp_path, "handlers.slow")
+    proc = daemon(config, env={"RECORD_FILE": records, "SLEEP_SECONDS": "1.5"})
+    wait_until(lambda: any(r["phase"] == "start" for r in read_records(records)), timeout=10)
+    data = yaml.safe_load(config.read_text())
+    data["functions"]["ticker"]["environment"] = {"GREETING": "changed"}
+    config.write_text(yaml.safe_dump(data))
+    proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: any(r["env_greeting"] == "changed" for r in read_records(records)), timeout=15)
+    first = read_records(records)[0]
+    ends = [r for r in read_records(records) if r["phase"] == "end"]
+    # The invocation that was running during the reload finished with the old configuration.
+    assert any(r["aws_request_id"] == first["aws_request_id"] and r["env_greeting"] == "hi" for r in ends)
+    assert "reloaded" in proc.logs()
+
+    del data["functions"]["ticker"]["events"][0]
+    config.write_text(yaml.safe_dump(data))
+    proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: json.loads(proc.get("/readyz")[1])["sources"] == {}, timeout=15)
