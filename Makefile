@@ -14,7 +14,7 @@ $(BIN)/pipelined: pyproject.toml
 venv: $(BIN)/pipelined
 
 example: $(BIN)/pipelined
-	$(BIN)/pipelined run -c config/example.yaml
+	$(BIN)/pipelined dev -c config/example.yaml
 
 test: $(BIN)/pipelined
 	@command -v mosquitto >/dev/null 2>&1 || command -v /usr/sbin/mosquitto >/dev/null 2>&1 \

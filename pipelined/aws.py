@@ -10,6 +10,8 @@ from aiobotocore.session import get_session
 
 from pipelined.config import AwsConfig
 
+MAX_POOL_CONNECTIONS = 1000
+
 
 class AwsClients:
     """Opens one client per service on first use and closes them all together."""
@@ -22,7 +24,12 @@ class AwsClients:
         retries: dict[str, Any] = {"mode": "standard"}
         if max_attempts is not None:
             retries["max_attempts"] = max_attempts
-        self._botocore_config = AioConfig(retries=retries, connect_timeout=5, read_timeout=30)
+        # Every SQS poller holds a connection for up to 20 s (long poll) and all sources share one
+        # client per service: botocore's default pool of 10 would make heartbeats and deletes wait
+        # behind idle long polls. Connections are still opened only when needed.
+        self._botocore_config = AioConfig(
+            retries=retries, connect_timeout=5, read_timeout=30, max_pool_connections=MAX_POOL_CONNECTIONS
+        )
 
     async def client(self, service: str) -> Any:
         """The shared client for `service` (sqs, sns, s3, dynamodbstreams, kinesis, ...)."""

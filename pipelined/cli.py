@@ -1,4 +1,4 @@
-"""Command line: run, validate, invoke, dlq; exit codes (0 ok, 1 handler failure, 2 user error)."""
+"""Command line: run, validate, invoke, dlq, dev, s3, checkpoints; exit codes 0 ok, 1 failed, 2 usage."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import argparse
 import asyncio
 import json
 import os
+import socket
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -65,7 +67,46 @@ def _parser() -> argparse.ArgumentParser:
     purge.add_argument("--function")
     for sub in (dlq_list, dlq_show, redrive, purge):
         config_option(sub)
+
+    dev = commands.add_parser("dev", help="run the pipeline against a local AWS-protocol server (moto)")
+    config_option(dev)
+    dev.add_argument("--port", type=int, default=0, help="port of the local server (default: a free one)")
+    dev_commands = dev.add_subparsers(dest="dev_command", parser_class=_Parser)
+    send = dev_commands.add_parser("send", help="send a message to a queue of the running dev server")
+    send.add_argument("queue", help="queue name, URL or ARN")
+    send.add_argument("body", help="the message body ('-': read it from stdin)")
+    send.add_argument("--group-id", help="MessageGroupId for a FIFO queue (default: 'default')")
+    put = dev_commands.add_parser("put", help="upload a file to a bucket of the running dev server")
+    put.add_argument("bucket")
+    put.add_argument("key")
+    put.add_argument("file", help="the file to upload ('-': stdin)")
+    s3 = commands.add_parser("s3", help="S3 helpers")
+    s3_commands = s3.add_subparsers(dest="s3_command", required=True, parser_class=_Parser)
+    setup = s3_commands.add_parser(
+        "setup-notifications", help="make the buckets of the config's s3 sources notify their SQS queues"
+    )
+    config_option(setup)
+    for sub in (send, put):
+        # SUPPRESS: `dev -c FILE send ...` must not be reset to None by the subcommand's own default.
+        sub.add_argument("-c", "--config", default=argparse.SUPPRESS, help="configuration file")
+
+    _checkpoints_parser(commands, config_option)
     return parser
+
+
+def _checkpoints_parser(commands: Any, config_option: Any) -> None:
+    checkpoints = commands.add_parser("checkpoints", help="stream checkpoints (kinesis, dynamodb_stream)")
+    ckpt_commands = checkpoints.add_subparsers(
+        dest="checkpoints_command", required=True, parser_class=_Parser
+    )
+    ckpt_list = ckpt_commands.add_parser("list", help="show the stored checkpoints")
+    ckpt_list.add_argument("--source", help="only this source (FUNCTION/SOURCE)")
+    reset = ckpt_commands.add_parser("reset", help="rewind a stream source (stop the daemon first)")
+    reset.add_argument("source", help="FUNCTION/SOURCE")
+    reset.add_argument("--to", help="TRIM_HORIZON, LATEST or a sequence number (default: starting_position)")
+    reset.add_argument("--shard", help="the shard of the sequence number given with --to")
+    for sub in (ckpt_list, reset):
+        config_option(sub)
 
 
 def _config_path(value: str | None) -> Path:
@@ -111,7 +152,10 @@ def _function(config: Config, name: str) -> FunctionRuntime:
 async def _invoke(config: Config, args: argparse.Namespace, out: TextIO) -> int:
     event = _read_payload(args)
     runtime = _function(config, args.function)
-    result = await runtime.invoke(event)
+    try:
+        result = await runtime.invoke(event)
+    finally:
+        await runtime.close()  # isolation: process: stop the worker
     _print_json(result.value if result.ok else result.error, out)
     return EXIT_OK if result.ok else EXIT_FAILED
 
@@ -170,20 +214,89 @@ async def _dlq_command(state: StateStore, config: Config, args: argparse.Namespa
         entries = [entry]
     runtimes: dict[str, FunctionRuntime] = {}
     failures = 0
-    for e in entries:
-        if e.function not in runtimes:
-            runtimes[e.function] = _function(config, e.function)
-        result = await runtimes[e.function].invoke(e.event)
-        if result.ok:
-            await state.delete_dead_letters([e.id])
-            out.write(f"{e.id}\tredriven\n")
-        else:
-            failures += 1
-            await state.mark_redrive_failed(e.id, result.error)
-            message = (result.error or {}).get("errorMessage", "")
-            out.write(f"{e.id}\tfailed again: {message}\n")
+    try:
+        for e in entries:
+            if e.function not in runtimes:
+                runtimes[e.function] = _function(config, e.function)
+            result = await runtimes[e.function].invoke(e.event)
+            if result.ok:
+                await state.delete_dead_letters([e.id])
+                out.write(f"{e.id}\tredriven\n")
+            else:
+                failures += 1
+                await state.mark_redrive_failed(e.id, result.error)
+                message = (result.error or {}).get("errorMessage", "")
+                out.write(f"{e.id}\tfailed again: {message}\n")
+    finally:
+        for runtime in runtimes.values():
+            await runtime.close()  # isolation: process: stop the workers
     out.write(f"redrove {len(entries) - failures} of {len(entries)} parked event(s)\n")
     return EXIT_OK if failures == 0 else EXIT_FAILED
+
+
+async def _s3_setup(config: Config, out: TextIO) -> int:
+    from pipelined.aws import AwsClients
+    from pipelined.sources.s3 import setup_notifications
+
+    aws = AwsClients(config.aws)
+    try:
+        lines = await setup_notifications(config, aws)
+    finally:
+        await aws.close()
+    for line in lines:
+        out.write(f"{line}\n")
+    out.write(f"configured {len(lines)} bucket notification(s)\n")
+    return EXIT_OK
+
+
+async def _checkpoints(config: Config, args: argparse.Namespace, out: TextIO) -> int:
+    from pipelined.sources.streams import reset_checkpoints
+
+    if args.checkpoints_command == "reset":
+        _check_stream_source(config, args.source)
+        _refuse_if_running(config)
+    state = await StateStore.open(config.state_dir)
+    try:
+        if args.checkpoints_command == "reset":
+            out.write(await reset_checkpoints(state, args.source, args.to, args.shard) + "\n")
+            return EXIT_OK
+        rows = await state.checkpoints(args.source)
+    finally:
+        await state.close()
+    for c in rows:
+        updated = datetime.fromtimestamp(c.updated_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        out.write(f"{c.source}\t{c.stream}\t{c.shard}\t{c.sequence}\t{updated}\n")
+    out.write(f"{len(rows)} checkpoint(s)\n")
+    return EXIT_OK
+
+
+def _check_stream_source(config: Config, key: str) -> None:
+    function, _, name = key.partition("/")
+    fn = config.functions.get(function)
+    if fn is None or not any(e.name == name and e.type in ("kinesis", "dynamodb_stream") for e in fn.events):
+        known = [
+            f"{f}/{e.name}"
+            for f, c in config.functions.items()
+            for e in c.events
+            if e.type in ("kinesis", "dynamodb_stream")
+        ]
+        raise UsageError(
+            f"no stream source '{key}' in {config.source_path} (stream sources: {', '.join(known) or 'none'})"
+        )
+
+
+def _refuse_if_running(config: Config) -> None:
+    # A running daemon holds its positions in memory and would write over a reset.
+    host = config.http.host if config.http.host not in ("0.0.0.0", "::") else "127.0.0.1"
+    try:
+        with socket.create_connection((host, config.http.port), timeout=0.5):
+            pass
+    except OSError:
+        return
+    raise UsageError(
+        f"a daemon seems to be running (something listens on {config.http.listen}); "
+        "stop it before resetting checkpoints"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -202,8 +315,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_daemon(config)
         # One-shot commands log to stderr, so stdout carries only the result.
         setup_logging(config.logging.level, config.logging.format, stream=err)
+        if args.command == "dev":
+            from pipelined.devmode import dev_command
+
+            return dev_command(config, args, out)
+        if args.command == "s3":
+            return asyncio.run(_s3_setup(config, out))
         if args.command == "invoke":
             return asyncio.run(_invoke(config, args, out))
+        if args.command == "checkpoints":
+            return asyncio.run(_checkpoints(config, args, out))
         return asyncio.run(_dlq(config, args, out))
     except ConfigError as exc:
         for problem in exc.problems:

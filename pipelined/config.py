@@ -26,6 +26,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
@@ -180,6 +181,8 @@ EnvValue = Annotated[str, BeforeValidator(_env_value)]
 FunctionName = Annotated[
     str, AfterValidator(matches(r"[A-Za-z0-9_-]{1,64}", "1-64 letters, digits, '_' or '-'"))
 ]
+# inline: the handler runs inside the daemon (fastest); process: in warm worker processes (docs/isolation.md).
+Isolation = Literal["inline", "process"]
 
 
 class FunctionConfig(ConfigModel):
@@ -191,6 +194,10 @@ class FunctionConfig(ConfigModel):
     memory_mb: int = Field(default=128, ge=128, le=10240)
     environment: dict[EnvName, EnvValue] = Field(default_factory=dict)
     reserved_concurrency: int | None = Field(default=None, ge=0)
+    # None until Config resolves it from the top-level `isolation`.
+    isolation: Isolation | None = None
+    provisioned_concurrency: int = Field(default=0, ge=0)
+    idle_timeout: Duration = Field(default=300.0, ge=0, le=86400)
     on_failure: DestinationConfig | None = None
     events: list[EventSourceConfig] = Field(default_factory=list)
 
@@ -220,6 +227,15 @@ class FunctionConfig(ConfigModel):
             seen[event.name] = index
         return named
 
+    @model_validator(mode="after")
+    def _provisioned_within_reserved(self) -> FunctionConfig:
+        reserved = self.reserved_concurrency
+        if reserved is not None and self.provisioned_concurrency > reserved:
+            raise FieldValueError(
+                ("provisioned_concurrency",), f"must not exceed reserved_concurrency ({reserved})"
+            )
+        return self
+
     @property
     def module_name(self) -> str:
         return self.handler.rpartition(".")[0]
@@ -236,6 +252,8 @@ class Config(ConfigModel):
     aws: AwsConfig = AwsConfig()
     mqtt: MqttConfig = MqttConfig()
     logging: LoggingConfig = LoggingConfig()
+    # The default for functions without their own `isolation` (declared before `functions` for it).
+    isolation: Isolation = "inline"
     functions: dict[FunctionName, FunctionConfig]
     source_path: Path = Field(default_factory=lambda: Path("pipelined.yaml").absolute())
 
@@ -245,6 +263,23 @@ class Config(ConfigModel):
         if not functions:
             raise ValueError("define at least one function")
         return functions
+
+    @field_validator("functions")
+    @classmethod
+    def _isolation(
+        cls, functions: dict[str, FunctionConfig], info: ValidationInfo
+    ) -> dict[str, FunctionConfig]:
+        default = info.data.get("isolation", "inline")
+        resolved: dict[str, FunctionConfig] = {}
+        for name, declared in functions.items():
+            function = declared if declared.isolation else declared.model_copy(update={"isolation": default})
+            if function.provisioned_concurrency and function.isolation != "process":
+                raise FieldValueError(
+                    (name, "provisioned_concurrency"),
+                    "needs isolation: process (an inline function has no workers to start ahead)",
+                )
+            resolved[name] = function
+        return resolved
 
     def summary(self) -> str:
         """E.g. "2 functions, 3 event sources (2 schedule, 1 sqs)"."""

@@ -142,6 +142,10 @@ class Daemon:
         await asyncio.gather(*(r.stop(self.config.shutdown_timeout) for r in runners), return_exceptions=True)
 
     async def _close(self) -> None:
+        functions = list(self.functions.values())
+        await asyncio.gather(
+            *(f.close(self.config.shutdown_timeout) for f in functions), return_exceptions=True
+        )
         if self.http is not None:
             await self.http.stop()
         if self.aws is not None:
@@ -169,7 +173,7 @@ class Daemon:
 
     def _runner(self, runtime: FunctionRuntime, spec: _RunnerSpec, config: Config) -> SourceRunner:
         assert self.state is not None and self.aws is not None
-        ctx = SourceContext(runtime.name, config, self.state, self.aws)
+        ctx = SourceContext(runtime.name, config, self.state, self.aws, self.metrics)
         source = build_source(spec.source, ctx)
         patterns = getattr(spec.source, "filter_patterns", None)
         return SourceRunner(
@@ -183,10 +187,13 @@ class Daemon:
     async def _apply(self, config: Config) -> None:
         """Make the running runners match `config`: stop removed/changed ones, start new/changed ones."""
         wanted = self._wanted(config)
+        # New AWS or MQTT connection settings reach every source: restart them all.
+        connections_changed = (config.aws, config.mqtt) != (self.config.aws, self.config.mqtt)
         changed_functions = {
             name
             for name, fn in config.functions.items()
-            if name not in self.functions
+            if connections_changed
+            or name not in self.functions
             or _without_events(self.functions[name].config) != _without_events(fn)
         }
         stale = [
@@ -197,14 +204,26 @@ class Daemon:
         # Build everything new before stopping anything, so a handler that fails to import leaves
         # the running pipeline untouched.
         new_functions = {
-            name: FunctionRuntime(name, config.functions[name], config.aws.region)
+            name: FunctionRuntime(
+                name, config.functions[name], config.aws.region, self.metrics.for_function(name)
+            )
             for name in changed_functions
         }
         for runtime in new_functions.values():
             runtime.load()
         functions = {n: f for n, f in self.functions.items() if n in config.functions} | new_functions
         to_start = [key for key in wanted if key not in self._specs or key in stale]
-        new_runners = {key: self._runner(functions[key[0]], wanted[key], config) for key in to_start}
+        previous_aws = self.aws
+        if self.aws is not None and config.aws != self.config.aws:
+            self.aws = AwsClients(config.aws)
+        try:
+            new_runners = {key: self._runner(functions[key[0]], wanted[key], config) for key in to_start}
+        except BaseException:
+            self.aws = previous_aws
+            raise
+        # Process isolation: provisioned workers start (and the handler is proven to import) here.
+        await _start_functions(list(new_functions.values()))
+        retired = [f for n, f in self.functions.items() if n not in config.functions or n in new_functions]
         if stale:
             log.info("stopping %d event source(s): %s", len(stale), ", ".join(f"{f}/{s}" for f, s in stale))
             old = [self.runners.pop(key) for key in stale if key in self.runners]
@@ -212,6 +231,10 @@ class Daemon:
             for key in stale:
                 self._specs.pop(key, None)
         self.functions = functions
+        if previous_aws is not None and previous_aws is not self.aws:
+            await previous_aws.close()  # every runner using it was restarted above
+        # After their runners drained: a removed or changed function's workers have nothing in flight.
+        await asyncio.gather(*(f.close(config.shutdown_timeout) for f in retired), return_exceptions=True)
         for key, runner in new_runners.items():
             await runner.start()
             self.runners[key] = runner
@@ -239,6 +262,15 @@ class Daemon:
         self.notifier.ready(f"reloaded; {len(self.runners)} event sources running")
         log.info("reloaded: %s", config.summary())
         return True
+
+
+async def _start_functions(runtimes: list[FunctionRuntime]) -> None:
+    """Start new functions; if one cannot (its handler fails to initialise), stop them all and raise."""
+    results = await asyncio.gather(*(r.start() for r in runtimes), return_exceptions=True)
+    failed = [r for r in results if isinstance(r, BaseException)]
+    if failed:
+        await asyncio.gather(*(r.close(0) for r in runtimes), return_exceptions=True)
+        raise failed[0]
 
 
 def _without_events(function: FunctionConfig) -> FunctionConfig:

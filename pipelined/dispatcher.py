@@ -232,11 +232,15 @@ class SourceRunner:
             if policy.bisect_on_error and split.function_error and len(split.failed) > 1:
                 # Splitting does not count as a retry (Lambda's rule); each half keeps the retry count.
                 half = len(split.failed) // 2
-                outcomes = [
-                    await self._process(pending.subset(part), retries)
-                    for part in (split.failed[:half], split.failed[half:])
-                ]
-                return _merge(tuple(succeeded), outcomes)
+                first = await self._process(pending.subset(split.failed[:half]), retries)
+                # A first half left for redelivery (shutdown, failed destination) holds the second
+                # half back too: a stream must not process records past one it has not finished.
+                second = (
+                    Outcome(failed=split.failed[half:])
+                    if first.failed
+                    else await self._process(pending.subset(split.failed[half:]), retries)
+                )
+                return _merge(tuple(succeeded), [first, second])
             decision = decide(policy, retries, _oldest(pending), time.time())
             if isinstance(decision, GiveUp) or self._stopping.is_set():
                 if not isinstance(decision, GiveUp):

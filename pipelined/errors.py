@@ -33,3 +33,7 @@ class DestinationError(PipelinedError):
 
 class UsageError(PipelinedError):
     """A command-line argument is wrong; the message says which and why."""
+
+
+class WorkerError(PipelinedError):
+    """A worker process could not be started (the zygote is gone, fork failed)."""

@@ -24,7 +24,10 @@ from typing import Any
 
 from pipelined.config import FunctionConfig
 from pipelined.errors import HandlerLoadError
+from pipelined.isolation.pool import Reply, WorkerPool
+from pipelined.isolation.spec import WorkerSpec
 from pipelined.logs import InvocationScope, current_invocation, end_invocation_output
+from pipelined.metrics import FunctionMetrics
 
 log = logging.getLogger("pipelined.lambda")
 
@@ -222,7 +225,9 @@ def _max_memory_used_mb() -> int:
 class FunctionRuntime:
     """A loaded function: its imported handler, its environment and its concurrency limit."""
 
-    def __init__(self, name: str, config: FunctionConfig, region: str) -> None:
+    def __init__(
+        self, name: str, config: FunctionConfig, region: str, metrics: FunctionMetrics | None = None
+    ) -> None:
         self.name = name
         self.config = config
         self.region = region
@@ -242,6 +247,9 @@ class FunctionRuntime:
             **config.environment,
         }
         self.handler: Callable[..., Any] | None = None
+        self.metrics = metrics
+        # Set by load() with `isolation: process`: the handler then runs in worker processes, never here.
+        self.pool: WorkerPool | None = None
         self.is_async = False
         self._init_duration_ms: float | None = None
         self._cold = True
@@ -251,6 +259,12 @@ class FunctionRuntime:
 
     def load(self) -> None:
         """Import the handler once (module-level init runs here, like a Lambda cold start)."""
+        if self.config.isolation == "process":
+            # Workers import the handler (each one, once); start() proves it imports.
+            if self.pool is None:
+                spec = WorkerSpec.of(self.name, self.config, self.arn, self.log_stream_name, self.environment)
+                self.pool = WorkerPool(spec, self.metrics)
+            return
         _install_environ_overlay()
         module_name, _, attribute = self.config.handler.rpartition(".")
         paths = [str(self.config.code), *(str(p) for p in self.config.layers)]
@@ -284,6 +298,16 @@ class FunctionRuntime:
         self.is_async = inspect.iscoroutinefunction(handler)
         self._init_duration_ms = (time.perf_counter() - started) * 1000
 
+    async def start(self) -> None:
+        """Start what must run before the first event: with process isolation, the first workers."""
+        if self.pool is not None:
+            await self.pool.start()
+
+    async def close(self, timeout: float = 10.0) -> None:
+        """Stop the function's workers once their in-flight invocations are done (inline: nothing)."""
+        if self.pool is not None:
+            await self.pool.close(timeout)
+
     async def acquire(self, on_throttle: Callable[[], None] | None = None) -> None:
         """Take one unit of reserved concurrency, calling on_throttle if the function is at its limit."""
         if self._slots is None:
@@ -300,7 +324,10 @@ class FunctionRuntime:
     async def invoke(self, event: Any, request_id: str | None = None) -> InvocationResult:
         """Run the handler once on `event`; never raises for handler errors or timeouts."""
         if self.handler is None:
-            self.load()
+            if self.pool is None:
+                self.load()
+            if self.pool is not None:
+                return await self._invoke_isolated(self.pool, event, request_id)
         assert self.handler is not None
         request_id = request_id or new_request_id()
         timeout = self.config.timeout
@@ -376,13 +403,45 @@ class FunctionRuntime:
             timer.cancel()
         return value, None
 
-    def _report(self, request_id: str, duration_ms: float, init_duration_ms: float | None) -> None:
+    async def _invoke_isolated(
+        self, pool: WorkerPool, event: Any, request_id: str | None
+    ) -> InvocationResult:
+        request_id = request_id or new_request_id()
+        extra = {"function": self.name, "request_id": request_id}
+        self.in_flight += 1
+        try:
+            # A cold start happens here, before START, as Lambda's init phase does.
+            lease = await pool.lease(request_id)
+            log.info("START RequestId: %s Version: $LATEST", request_id, extra=extra)
+            started = time.monotonic()
+            if lease.worker is None:
+                reply = Reply(None, lease.error, None)
+            else:
+                reply = await pool.run(lease.worker, event, request_id, self.config.timeout)
+        finally:
+            self.in_flight -= 1
+        duration_ms = (time.monotonic() - started) * 1000
+        error = reply.error
+        if error is not None:
+            log.error("%s: %s", error.get("errorType"), error.get("errorMessage"), extra=extra)
+        if log.isEnabledFor(logging.INFO):
+            self._report(request_id, duration_ms, lease.init_duration_ms, reply.max_memory_mb)
+        return InvocationResult(request_id, reply.value, error, duration_ms, lease.init_duration_ms)
+
+    def _report(
+        self,
+        request_id: str,
+        duration_ms: float,
+        init_duration_ms: float | None,
+        max_memory_mb: int | None = None,
+    ) -> None:
         extra = {"function": self.name, "request_id": request_id}
         log.info("END RequestId: %s", request_id, extra=extra)
+        used = _max_memory_used_mb() if max_memory_mb is None else max_memory_mb
         report = (
             f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\t"
             f"Billed Duration: {max(1, math.ceil(duration_ms))} ms\t"
-            f"Memory Size: {self.config.memory_mb} MB\tMax Memory Used: {_max_memory_used_mb()} MB"
+            f"Memory Size: {self.config.memory_mb} MB\tMax Memory Used: {used} MB"
         )
         if init_duration_ms is not None:
             report += f"\tInit Duration: {init_duration_ms:.2f} ms"

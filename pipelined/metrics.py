@@ -81,6 +81,27 @@ class Metrics:
         self.source_up = Gauge(
             "pipelined_source_up", "1 while the event source is started and healthy.", labels, registry=r
         )
+        # Process isolation (pipelined/isolation/): worker processes per function.
+        self.cold_starts = Counter(
+            "pipelined_cold_starts",
+            "Worker processes initialised (handler imported), provisioned ones included.",
+            ("function",),
+            registry=r,
+        )
+        self.init_duration = Histogram(
+            "pipelined_init_duration_seconds",
+            "Time from forking a worker to its handler being imported (REPORT's Init Duration).",
+            ("function",),
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+        self.worker_restarts = Counter(
+            "pipelined_worker_restarts",
+            "Worker processes stopped other than by shutdown/reload (timeout, crash, oom, idle, init_error).",
+            ("function", "cause"),
+            registry=r,
+        )
+        self.workers = Gauge("pipelined_workers", "Live worker processes.", ("function",), registry=r)
         self.build_info = Info("pipelined_build", "pipelined version and Python runtime.", registry=r)
         self.build_info.info({"version": __version__, "python": platform.python_version()})
 
@@ -98,6 +119,31 @@ class Metrics:
             source_up=self.source_up.labels(function, source),
             events={o: self.events.labels(function, source, o) for o in EVENT_OUTCOMES},
         )
+
+    def for_function(self, function: str) -> FunctionMetrics:
+        """Label children for one function's worker pool."""
+        return FunctionMetrics(
+            function=function,
+            cold_starts=self.cold_starts.labels(function),
+            init_duration=self.init_duration.labels(function),
+            worker_restarts=self.worker_restarts,
+            workers=self.workers.labels(function),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionMetrics:
+    """The metric children of one function's worker pool (process isolation)."""
+
+    function: str
+    cold_starts: Counter
+    init_duration: Histogram
+    worker_restarts: Counter  # the family: causes are labelled as they happen
+    workers: Gauge
+
+    def restarted(self, cause: str) -> None:
+        """Count one worker stopped for `cause`."""
+        self.worker_restarts.labels(self.function, cause).inc()
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,12 +63,17 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+# PIPELINED_TEST_ISOLATION=process runs every test that writes a config with process isolation.
+TEST_ISOLATION = os.environ.get("PIPELINED_TEST_ISOLATION") or None
+
+
 def write_config(directory: Path, functions: dict[str, Any], **top: Any) -> Path:
     """Write a config file whose functions default to the test handlers."""
     config: dict[str, Any] = {
         "state_dir": str(directory / "state"),
         "shutdown_timeout": "10s",
         "http": {"listen": f"127.0.0.1:{free_port()}"},
+        **({"isolation": TEST_ISOLATION} if TEST_ISOLATION else {}),
         **top,
         "functions": {},
     }
@@ -79,10 +84,39 @@ def write_config(directory: Path, functions: dict[str, Any], **top: Any) -> Path
     return path
 
 
+def forward_environment(config: Path, env: dict[str, Any]) -> None:
+    """With PIPELINED_TEST_ISOLATION=process, hand a test's daemon variables to its functions as well.
+
+    Tests written for inline mode give variables (RECORD_FILE, ...) to the daemon; a worker process sees
+    only its function's `environment` (that is the point of isolation), so the harness copies them there.
+    """
+    if TEST_ISOLATION != "process" or not config.is_file():
+        return
+    try:
+        data = yaml.safe_load(config.read_text())
+    except yaml.YAMLError:
+        return  # a test of how an invalid file is rejected
+    functions = data.get("functions") if isinstance(data, dict) else None
+    if not isinstance(functions, dict) or not (env or data.get("x-test-forwarded-environment")):
+        return
+    # Remembered (in a key the loader ignores) so a later daemon's values replace an earlier one's.
+    marker = "x-test-forwarded-environment"
+    previous = set(data.get(marker) or [])
+    forwarded = {k: str(v) for k, v in env.items()}
+    for function in functions.values():
+        if isinstance(function, dict):
+            own = {k: v for k, v in (function.get("environment") or {}).items() if k not in previous}
+            function["environment"] = {**forwarded, **own}
+    data[marker] = sorted(forwarded)
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
 def run_cli(
     *args: str, env: dict[str, str] | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
     """Run `python -m pipelined ARGS` and capture its output."""
+    if env and "-c" in args[:-1]:
+        forward_environment(Path(args[args.index("-c") + 1]), env)
     return subprocess.run(
         [sys.executable, "-m", "pipelined", *args],
         capture_output=True,
@@ -99,11 +133,13 @@ class DaemonProcess:
     def __init__(self, config: Path, env: dict[str, str] | None = None) -> None:
         self.config = config
         self.env = {**os.environ, **(env or {})}
+        self.extra_env = dict(env or {})
         self.log_path = config.parent / "daemon.log"
         self.port = int(yaml.safe_load(config.read_text())["http"]["listen"].rsplit(":", 1)[1])
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, wait_ready: bool = True) -> DaemonProcess:
+        forward_environment(self.config, self.extra_env)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "pipelined", "run", "-c", str(self.config)],
@@ -146,6 +182,8 @@ class DaemonProcess:
         return 0.0
 
     def send_signal(self, signum: int) -> None:
+        if signum == signal.SIGHUP:
+            forward_environment(self.config, self.extra_env)  # the test may have rewritten the file
         assert self.process is not None
         self.process.send_signal(signum)
 
@@ -184,7 +222,10 @@ class MosquittoBroker:
             "allow_anonymous true\n"
             "persistence true\n"
             f"persistence_location {directory}/\n"
-            "autosave_interval 1\n"
+            # Started as root, mosquitto drops to the "mosquitto" user, which cannot write its
+            # persistence file into pytest's root-only temporary directory.
+            + ("user root\n" if os.geteuid() == 0 else "")
+            + "autosave_interval 1\n"
             "max_queued_messages 10000\n"
         )
 

@@ -1,17 +1,21 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
 from pipelined.aws import AwsClients
 from pipelined.config import AwsConfig, FunctionConfig
 from pipelined.destinations import SqliteDestination, SqsDestination
 from pipelined.dispatcher import SourceRunner
+from pipelined.errors import DestinationError
 from pipelined.filtering import compile_patterns
 from pipelined.invoker import FunctionRuntime
 from pipelined.metrics import Metrics
@@ -19,7 +23,7 @@ from pipelined.retry import RetryPolicy
 from pipelined.sources.base import Batch, PartialFailureMode, Record
 from pipelined.sources.memory import MemorySource
 from pipelined.state import StateStore
-from tests.support import TEST_FUNCTIONS, until
+from tests.support import TEST_FUNCTIONS, TEST_ISOLATION, until
 
 
 @pytest.fixture
@@ -29,10 +33,26 @@ async def state(tmp_path: Path) -> AsyncIterator[StateStore]:
     await store.close()
 
 
+_RUNTIMES: list[FunctionRuntime] = []
+
+
+@pytest_asyncio.fixture(autouse=True, loop_scope="function")
+async def _close_runtimes() -> AsyncIterator[None]:
+    """Stop the worker processes of every runtime a test made (PIPELINED_TEST_ISOLATION=process)."""
+    yield
+    while _RUNTIMES:
+        await _RUNTIMES.pop().close(0)
+
+
 def runtime(handler: str, **options: Any) -> FunctionRuntime:
+    if TEST_ISOLATION:
+        options["isolation"] = TEST_ISOLATION
+        calls_file = Path(tempfile.mkdtemp()) / "calls.jsonl"
+        options["environment"] = {"CALLS_FILE": str(calls_file), **options.get("environment", {})}
     config = FunctionConfig(handler=f"batch_handlers.{handler}", code=TEST_FUNCTIONS, **options)
     fn = FunctionRuntime("fn", config, "eu-west-1")
     fn.load()
+    _RUNTIMES.append(fn)
     return fn
 
 
@@ -61,8 +81,15 @@ def batch_of(
     return Batch(tuple(Record(p["id"], p, now) for p in payloads), partial_failure_mode=mode)
 
 
+def read_lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
 def calls(r: SourceRunner) -> list[list[str]]:
     """The batches (record ids) the handler module saw, as the loaded module recorded them."""
+    calls_file = r.function.config.environment.get("CALLS_FILE")
+    if calls_file is not None:  # isolation: process
+        return [json.loads(line) for line in read_lines(Path(calls_file))]
     handler = r.function.handler
     assert handler is not None
     return handler.__globals__["CALLS"]  # type: ignore[no-any-return]
@@ -216,6 +243,26 @@ async def test_undeliverable_failure_record_leaves_records_failed_not_lost(tmp_p
         )
         == 1
     )
+
+
+class _UnreachableDestination:
+    async def send(self, failed: Any) -> None:
+        raise DestinationError("destination unreachable")
+
+
+async def test_bisect_holds_back_the_rest_when_a_half_is_left_for_redelivery() -> None:
+    # A stream must never run records past one it has not finished: once the poison record cannot be
+    # parked, everything after it stays failed, uninvoked, for the source to redeliver in order.
+    policy = RetryPolicy(maximum_retry_attempts=0, bisect_on_error=True)
+    fn = runtime("poison")
+    r = SourceRunner(
+        fn, MemorySource(retry_policy=policy), Metrics().for_source("fn", "m"), _UnreachableDestination()
+    )
+    payloads = [{"id": str(i), "poison": i == 1} for i in range(8)]
+    outcome = await r.deliver(batch_of(*payloads, mode=PartialFailureMode.FROM_LOWEST))
+    assert [x.id for x in outcome.succeeded] == ["0"]
+    assert [x.id for x in outcome.failed] == [str(i) for i in range(1, 8)]
+    assert calls(r) == [[str(i) for i in range(8)], ["0", "1", "2", "3"], ["0", "1"], ["0"], ["1"]]
 
 
 # --- filtering, concurrency, timeouts ------------------------------------------------------------------

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pipelined.aws import AwsClients
 from pipelined.config import Config, EventSourceConfig
 from pipelined.errors import SourceError
+from pipelined.metrics import Metrics
 from pipelined.sources.base import Source
 from pipelined.state import StateStore
 
@@ -20,6 +21,8 @@ class SourceContext:
     config: Config
     state: StateStore
     aws: AwsClients
+    # The daemon's metrics, for counts only the source can make (SQS "deleted", S3 records filtered).
+    metrics: Metrics | None = None
 
 
 SourceFactory = Callable[[EventSourceConfig, SourceContext], Source]
@@ -33,7 +36,57 @@ def _schedule(cfg: EventSourceConfig, ctx: SourceContext) -> Source:
     return ScheduleEventSource(ctx.function, cfg, ctx.state, ctx.config.aws.region)
 
 
-FACTORIES: dict[str, SourceFactory] = {"schedule": _schedule}
+def _sqs(cfg: EventSourceConfig, ctx: SourceContext) -> Source:
+    from pipelined.config import SqsSource
+    from pipelined.sources.sqs import sqs_source
+
+    assert isinstance(cfg, SqsSource)
+    return sqs_source(cfg, ctx)
+
+
+def _s3(cfg: EventSourceConfig, ctx: SourceContext) -> Source:
+    from pipelined.config import S3Source
+
+    assert isinstance(cfg, S3Source)
+    if cfg.via.sqs is not None:
+        from pipelined.sources.s3 import s3_via_sqs_source
+
+        return s3_via_sqs_source(cfg, ctx)
+    from pipelined.sources.minio import build_s3_via_mqtt  # via: {mqtt: ...} (MinIO)
+
+    return build_s3_via_mqtt(cfg, ctx)
+
+
+def _mqtt(cfg: EventSourceConfig, ctx: SourceContext) -> Source:
+    from pipelined.sources.mqtt import build_mqtt
+
+    return build_mqtt(cfg, ctx)
+
+
+def _dynamodb_stream(cfg: EventSourceConfig, ctx: SourceContext) -> Source:
+    from pipelined.config import DynamoDBStreamSource
+    from pipelined.sources.dynamodb import dynamodb_stream_source
+
+    assert isinstance(cfg, DynamoDBStreamSource)
+    return dynamodb_stream_source(ctx.function, cfg, ctx.state, ctx.aws)
+
+
+def _kinesis(cfg: EventSourceConfig, ctx: SourceContext) -> Source:
+    from pipelined.config import KinesisSource
+    from pipelined.sources.kinesis import kinesis_source
+
+    assert isinstance(cfg, KinesisSource)
+    return kinesis_source(ctx.function, cfg, ctx.state, ctx.aws)
+
+
+FACTORIES: dict[str, SourceFactory] = {
+    "schedule": _schedule,
+    "sqs": _sqs,
+    "s3": _s3,
+    "mqtt": _mqtt,
+    "dynamodb_stream": _dynamodb_stream,
+    "kinesis": _kinesis,
+}
 
 
 def build_source(cfg: EventSourceConfig, ctx: SourceContext) -> Source:

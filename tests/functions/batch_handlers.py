@@ -8,22 +8,31 @@ import time
 CALLS = []
 
 
+def _called(event):
+    ids = [r["id"] for r in event["Records"]]
+    CALLS.append(ids)
+    # With isolation: process the test cannot see this module (it lives in a worker): use a file.
+    if "CALLS_FILE" in os.environ:
+        with open(os.environ["CALLS_FILE"], "a") as f:
+            f.write(json.dumps(ids) + "\n")
+
+
 def reply(event, context):
     """Returns whatever the first record says to return (to test batchItemFailures parsing)."""
-    CALLS.append([r["id"] for r in event["Records"]])
+    _called(event)
     return event["Records"][0]["response"]
 
 
 def poison(event, context):
     """Fails the whole batch when any record is poison."""
-    CALLS.append([r["id"] for r in event["Records"]])
+    _called(event)
     if any(r.get("poison") for r in event["Records"]):
         raise ValueError("poison record in batch")
 
 
 def report_marked(event, context):
     """Reports the records marked `fail` as batch item failures."""
-    CALLS.append([r["id"] for r in event["Records"]])
+    _called(event)
     return {"batchItemFailures": [{"itemIdentifier": r["id"]} for r in event["Records"] if r.get("fail")]}
 
 

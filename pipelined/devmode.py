@@ -1,0 +1,309 @@
+"""`pipelined dev`: the pipeline against an embedded AWS-protocol server (moto) on loopback.
+
+`pipelined dev -c FILE` starts moto, creates every queue, bucket (notifying its queue), table, stream
+and topic the config names, and runs the daemon against it. The server's URL is written to
+`state_dir/dev-endpoint`, where `pipelined dev send` / `dev put` (another terminal) find it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from pipelined.aws import AwsClients, parse_arn, resolve_queue_url
+from pipelined.config import (
+    Config,
+    DestinationConfig,
+    DynamoDBStreamSource,
+    KinesisSource,
+    S3Source,
+    SqsSource,
+)
+from pipelined.errors import PipelinedError, UsageError
+from pipelined.logs import setup_logging
+from pipelined.sources.s3 import setup_notifications
+from pipelined.sources.sqs_settle import describe
+
+log = logging.getLogger("pipelined.dev")
+
+ENDPOINT_FILE = "dev-endpoint"
+# Dev queues get a dead-letter queue, so a poison message ends somewhere visible instead of looping.
+DLQ_MAX_RECEIVES = 3
+# Lambda's advice for a queue's visibility timeout: six times the function timeout.
+VISIBILITY_FACTOR = 6
+
+
+@dataclass
+class DevResources:
+    """What the config names and dev mode creates."""
+
+    # queue name -> visibility timeout (None: an on-failure queue, created plain)
+    queues: dict[str, int | None] = field(default_factory=dict)
+    buckets: set[str] = field(default_factory=set)
+    tables: set[str] = field(default_factory=set)
+    streams: set[str] = field(default_factory=set)
+    topics: set[str] = field(default_factory=set)
+
+
+def queue_name(ref: str) -> str:
+    """The name in a queue URL, ARN or name."""
+    if ref.startswith("arn:"):
+        return parse_arn(ref)["resource"]
+    return ref.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _destination(resources: DevResources, destination: DestinationConfig | None) -> None:
+    if destination is None or destination.kind == "sqlite":
+        return
+    if destination.kind == "sns":
+        resources.topics.add(parse_arn(destination.destination)["resource"])
+    else:
+        resources.queues.setdefault(queue_name(destination.destination), None)
+
+
+def wanted_resources(config: Config) -> DevResources:
+    """Every AWS resource the config's event sources and destinations name."""
+    found = DevResources()
+    for fn in config.functions.values():
+        _destination(found, fn.on_failure)
+        for source in fn.events:
+            if isinstance(source, SqsSource | S3Source):
+                ref = source.queue if isinstance(source, SqsSource) else source.via.sqs
+                if isinstance(source, S3Source):
+                    found.buckets.add(source.bucket)
+                if ref is not None:
+                    wait = source.maximum_batching_window
+                    found.queues[queue_name(ref)] = int(VISIBILITY_FACTOR * fn.timeout + wait)
+            elif isinstance(source, DynamoDBStreamSource):
+                table = source.table or (source.stream_arn or "").split(":table/", 1)[-1].split("/", 1)[0]
+                found.tables.add(table)
+                _destination(found, source.on_failure)
+            elif isinstance(source, KinesisSource):
+                found.streams.add(source.stream.rsplit("/", 1)[-1])
+                _destination(found, source.on_failure)
+    return found
+
+
+async def create_resources(config: Config, clients: AwsClients) -> list[str]:
+    """Create what `wanted_resources` lists and point buckets at their queues; one line per resource."""
+    wanted = wanted_resources(config)
+    lines: list[str] = []
+    for name, visibility in sorted(wanted.queues.items()):
+        sqs = await clients.client("sqs")
+        attributes: dict[str, str] = {}
+        fifo = name.endswith(".fifo")
+        if fifo:
+            attributes.update(FifoQueue="true", ContentBasedDeduplication="true")
+        if visibility is not None:
+            dlq = name.removesuffix(".fifo") + "-dlq" + (".fifo" if fifo else "")
+            dlq_url = (await sqs.create_queue(QueueName=dlq, Attributes=dict(attributes)))["QueueUrl"]
+            arn = (await sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"]))[
+                "Attributes"
+            ]
+            policy = json.dumps({"deadLetterTargetArn": arn["QueueArn"], "maxReceiveCount": DLQ_MAX_RECEIVES})
+            attributes.update(VisibilityTimeout=str(min(43200, visibility)), RedrivePolicy=policy)
+            lines.append(
+                f"queue {name} (visibility {visibility}s, DLQ {dlq} after {DLQ_MAX_RECEIVES} receives)"
+            )
+        else:
+            lines.append(f"queue {name}")
+        await sqs.create_queue(QueueName=name, Attributes=attributes)
+    if wanted.buckets:
+        s3 = await clients.client("s3")
+        for bucket in sorted(wanted.buckets):
+            with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+                if config.aws.region == "us-east-1":
+                    await s3.create_bucket(Bucket=bucket)
+                else:
+                    await s3.create_bucket(
+                        Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": config.aws.region}
+                    )
+            lines.append(f"bucket {bucket}")
+        lines += [f"notification {line}" for line in await setup_notifications(config, clients)]
+    for table in sorted(wanted.tables):
+        dynamodb = await clients.client("dynamodb")
+        await dynamodb.create_table(
+            TableName=table,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        )
+        lines.append(f"table {table} (hash key pk: S, stream NEW_AND_OLD_IMAGES)")
+    for stream in sorted(wanted.streams):
+        kinesis = await clients.client("kinesis")
+        await kinesis.create_stream(StreamName=stream, ShardCount=1)
+        lines.append(f"stream {stream} (1 shard)")
+    for topic in sorted(wanted.topics):
+        sns = await clients.client("sns")
+        await sns.create_topic(Name=topic)
+        lines.append(f"topic {topic}")
+    return lines
+
+
+# --- the embedded server ---------------------------------------------------------------------------
+
+
+def _local_environment(endpoint: str, region: str) -> None:
+    """Point every AWS client of this process (handlers' boto3 included) at the dev server only."""
+    # Fixed dummy credentials: real ones must never be used, nor needed, against the local server.
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_SESSION_TOKEN="testing",
+        AWS_DEFAULT_REGION=region,
+        AWS_ENDPOINT_URL=endpoint,
+    )
+    os.environ.pop("AWS_PROFILE", None)
+
+
+@contextlib.contextmanager
+def embedded_server(port: int) -> Iterator[str]:
+    """moto on 127.0.0.1:`port` (0: a free one) in this process; yields its URL."""
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        raise UsageError("dev mode needs moto: pip install 'pipelined[dev]'") from None
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    try:
+        server.start()
+    except OSError as exc:
+        raise UsageError(f"cannot start the dev server on port {port}: {exc}") from exc
+    host, bound = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{bound}"
+    finally:
+        server.stop()
+
+
+async def _run(config: Config, endpoint: str, out: TextIO) -> int:
+    from pipelined.daemon import Daemon
+
+    clients = AwsClients(config.aws)
+    try:
+        lines = await create_resources(config, clients)
+    except Exception as exc:
+        raise PipelinedError(f"dev mode: creating resources failed: {describe(exc)}") from exc
+    finally:
+        await clients.close()
+    for line in lines:
+        log.info("dev: created %s", line)
+    path = config.state_dir / ENDPOINT_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(endpoint + "\n")
+    source = config.source_path
+    out.write(
+        f"dev server on {endpoint}; from another terminal:\n"
+        f"  pipelined dev send -c {source} QUEUE BODY\n"
+        f"  pipelined dev put -c {source} BUCKET KEY FILE\n"
+    )
+    out.flush()
+    try:
+        return await Daemon(config).run()
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def run_dev(config: Config, port: int, out: TextIO) -> int:
+    """`pipelined dev`: embedded server, resources, then the daemon until stopped; the exit code."""
+    setup_logging(config.logging.level, config.logging.format)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+    with embedded_server(port) as endpoint:
+        # AWS_ENDPOINT_URL reaches every client whose config names no endpoint, so the config stays as
+        # the file says and a reload (SIGHUP) does not look like a change of AWS settings.
+        _local_environment(endpoint, config.aws.region)
+        if config.aws.endpoint_url is not None:
+            log.warning(
+                "dev mode: using the dev server instead of aws.endpoint_url %s (a reload would switch back "
+                "to it: leave it out of configs run in dev mode)",
+                config.aws.endpoint_url,
+            )
+            config = config.model_copy(
+                update={"aws": config.aws.model_copy(update={"endpoint_url": endpoint})}
+            )
+        with contextlib.suppress(KeyboardInterrupt):
+            return asyncio.run(_run(config, endpoint, out))
+    return 130
+
+
+# --- poking the running dev server -------------------------------------------------------------------
+
+
+def dev_endpoint(config: Config) -> str:
+    """The URL of the dev server running for this config (UsageError when there is none)."""
+    path = config.state_dir / ENDPOINT_FILE
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        raise UsageError(
+            f"no dev server is running for {config.source_path} ({path} not found); "
+            f"start one with: pipelined dev -c {config.source_path}"
+        ) from None
+
+
+async def send(config: Config, queue: str, body: str, group_id: str | None) -> str:
+    """Send one message to a queue of the dev server; returns its message id."""
+    clients = AwsClients(config.aws.model_copy(update={"endpoint_url": dev_endpoint(config)}), max_attempts=1)
+    try:
+        sqs = await clients.client("sqs")
+        url = await resolve_queue_url(sqs, queue)
+        params: dict[str, Any] = {"QueueUrl": url, "MessageBody": body}
+        if url.endswith(".fifo"):
+            params.update(MessageGroupId=group_id or "default", MessageDeduplicationId=uuid.uuid4().hex)
+        response = await sqs.send_message(**params)
+        return str(response["MessageId"])
+    except PipelinedError:
+        raise
+    except Exception as exc:
+        raise UsageError(f"sending to {queue}: {describe(exc)}") from exc
+    finally:
+        await clients.close()
+
+
+async def put(config: Config, bucket: str, key: str, data: bytes) -> str:
+    """Upload one object to a bucket of the dev server; returns its ETag."""
+    clients = AwsClients(config.aws.model_copy(update={"endpoint_url": dev_endpoint(config)}), max_attempts=1)
+    try:
+        s3 = await clients.client("s3")
+        response = await s3.put_object(Bucket=bucket, Key=key, Body=data)
+        return str(response.get("ETag", "")).strip('"')
+    except PipelinedError:
+        raise
+    except Exception as exc:
+        raise UsageError(f"uploading to s3://{bucket}/{key}: {describe(exc)}") from exc
+    finally:
+        await clients.close()
+
+
+def _read(name: str) -> bytes:
+    if name == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(name).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{name}: {exc.strerror or exc}") from exc
+
+
+def dev_command(config: Config, args: argparse.Namespace, out: TextIO) -> int:
+    """`pipelined dev [send|put]`: run the dev pipeline, or poke the running one."""
+    if args.dev_command is None:
+        return run_dev(config, args.port, out)
+    _local_environment(dev_endpoint(config), config.aws.region)
+    if args.dev_command == "send":
+        body = _read("-").decode() if args.body == "-" else args.body
+        message_id = asyncio.run(send(config, args.queue, body, args.group_id))
+        out.write(f"sent {message_id}\n")
+    else:
+        etag = asyncio.run(put(config, args.bucket, args.key, _read(args.file)))
+        out.write(f"put s3://{args.bucket}/{args.key} (ETag {etag})\n")
+    return 0

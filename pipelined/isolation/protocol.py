@@ -1,0 +1,99 @@
+"""The daemon <-> worker wire format: length-prefixed JSON frames over a stream socket.
+
+Every frame is a 4-byte big-endian length followed by that many bytes of UTF-8 JSON, an object whose
+``t`` key names the message (see docs/isolation.md for the full list). JSON rather than pickle: the
+daemon must never unpickle what a worker (running arbitrary handler code) sends it.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from decimal import Decimal
+from typing import Any
+
+HEADER = 4
+# A worker that announces a bigger frame is treated as broken (Lambda's own payload limit is 6 MB).
+MAX_FRAME = 64 * 1024 * 1024
+# A worker that hit its memory limit exits with this status after reporting it (see worker.py).
+EXIT_OOM = 86
+
+# Message kinds, daemon -> worker.
+INVOKE = "invoke"
+# Message kinds, worker -> daemon.
+READY = "ready"
+INIT_ERROR = "init_error"
+LOG = "log"
+RESULT = "result"
+OOM = "oom"
+
+
+def _default(value: Any) -> Any:
+    # Lambda's Python runtime serialises Decimal (what boto3's DynamoDB deserialiser returns) as a number.
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    """One frame holding `message`; raises TypeError/ValueError when it is not JSON-serialisable."""
+    body = json.dumps(message, separators=(",", ":"), default=_default).encode()
+    return len(body).to_bytes(HEADER, "big") + body
+
+
+class FrameError(Exception):
+    """The peer sent something that is not a valid frame."""
+
+
+class FrameBuffer:
+    """Accumulates received bytes and yields complete messages."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[dict[str, Any]]:
+        """Add `data`; return every message it completed (raises FrameError on garbage)."""
+        buffer = self._buffer
+        buffer += data
+        messages: list[dict[str, Any]] = []
+        while len(buffer) >= HEADER:
+            size = int.from_bytes(buffer[:HEADER], "big")
+            if size > MAX_FRAME:
+                raise FrameError(f"frame of {size} bytes exceeds the {MAX_FRAME} byte limit")
+            end = HEADER + size
+            if len(buffer) < end:
+                break
+            try:
+                message = json.loads(buffer[HEADER:end])
+            except ValueError as exc:
+                raise FrameError(f"invalid JSON frame: {exc}") from None
+            del buffer[:end]
+            if not isinstance(message, dict) or not isinstance(message.get("t"), str):
+                raise FrameError("frame is not an object with a 't' key")
+            messages.append(message)
+        return messages
+
+
+class BlockingChannel:
+    """The worker's end: blocking reads of whole frames, thread-safe writes."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._frames = FrameBuffer()
+        self._ready: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def receive(self) -> dict[str, Any] | None:
+        """The next message, or None when the daemon closed the connection."""
+        while not self._ready:
+            data = self._sock.recv(1 << 18)
+            if not data:
+                return None
+            self._ready.extend(self._frames.feed(data))
+        return self._ready.pop(0)
+
+    def send(self, frame: bytes) -> None:
+        """Write one encoded frame (handler threads may print while the main thread replies)."""
+        with self._lock:
+            self._sock.sendall(frame)
