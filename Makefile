@@ -25,3 +25,6 @@ test: $(BIN)/pipelined
 
 bench: $(BIN)/pipelined
 	$(BIN)/python bench/dispatch.py
+	$(BIN)/python bench/isolation.py
+	$(BIN)/python bench/sqs.py
+	$(BIN)/python bench/streams.py
