@@ -95,6 +95,9 @@ class SourceRunner:
         self._stopping = asyncio.Event()
         self._workers: list[asyncio.Task[None]] = []
         self._polling: set[asyncio.Task[Any]] = set()
+        self._up: bool | None = None
+        # ConcurrentExecutions is read from the function at scrape time instead of inc/dec per call.
+        metrics.concurrent.set_function(lambda: function.in_flight)
 
     @property
     def key(self) -> str:
@@ -110,9 +113,16 @@ class SourceRunner:
         """Start the source and its pollers."""
         await self.source.start()
         self.started = True
-        self.metrics.source_up.set(1 if self.source.healthy else 0)
+        self._report_health()
         for n in range(max(1, self.source.concurrency)):
             self._workers.append(asyncio.create_task(self._poll_loop(), name=f"{self.key}#{n}"))
+
+    def _report_health(self) -> None:
+        # Only on change: this runs after every poll, and a gauge set takes a lock.
+        up = self.source.healthy
+        if up != self._up:
+            self._up = up
+            self.metrics.source_up.set(1 if up else 0)
 
     async def stop(self, timeout: float) -> None:
         """Stop polling, let deliveries in flight finish within `timeout`, then close the source."""
@@ -126,6 +136,7 @@ class SourceRunner:
                 task.cancel()
             await asyncio.gather(*self._workers, return_exceptions=True)
         self._workers.clear()
+        self._up = False
         self.metrics.source_up.set(0)
         await self.source.close()
 
@@ -144,6 +155,7 @@ class SourceRunner:
             except Exception as exc:
                 failures += 1
                 self.metrics.source_errors.inc()
+                self._up = False
                 self.metrics.source_up.set(0)
                 delay = min(POLL_ERROR_BACKOFF_MAX, 0.5 * 2 ** min(failures, 10))
                 log.warning("%s: polling failed (%s); retrying in %.1fs", self.key, exc, delay)
@@ -154,7 +166,7 @@ class SourceRunner:
                 self._polling.discard(task)
             if failures:
                 failures = 0
-            self.metrics.source_up.set(1 if self.source.healthy else 0)
+            self._report_health()
             if batch is not None:
                 await self.deliver(batch)
 
@@ -191,11 +203,9 @@ class SourceRunner:
     async def _invoke(self, batch: Batch) -> InvocationResult:
         m = self.metrics
         await self.function.acquire(on_throttle=m.throttles.inc)
-        m.concurrent.inc()
         try:
             result = await self.function.invoke(batch.event())
         finally:
-            m.concurrent.dec()
             self.function.release()
         m.invocations.inc()
         m.duration.observe(result.duration_ms / 1000)
