@@ -35,7 +35,8 @@ def _keep(event):
     path = os.environ.get("RECORD_FILE")
     if path:
         with open(path, "a") as f:
-            f.write(json.dumps({"records": event["Records"], "pid": os.getpid()}) + "\n")
+            line = {"records": event["Records"], "run": os.environ.get("RUN_ID", str(os.getpid()))}
+            f.write(json.dumps(line) + "\n")
     delay = float(os.environ.get("SLEEP_SECONDS", "0"))
     if delay:
         time.sleep(delay)

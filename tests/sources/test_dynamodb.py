@@ -279,10 +279,10 @@ async def put_items(dynamodb: Any, count: int, **extra: Any) -> None:
         await dynamodb.put_item(TableName="orders", Item=item)
 
 
-def delivered(path: Path) -> list[tuple[int, int]]:
-    """(pid, n) for every record delivered, in order."""
+def delivered(path: Path) -> list[tuple[str, int]]:
+    """(run, n) for every record delivered, in order; run is the RUN_ID the daemon was started with."""
     return [
-        (line["pid"], int(r["dynamodb"]["NewImage"]["n"]["N"]))
+        (line["run"], int(r["dynamodb"]["NewImage"]["n"]["N"]))
         for line in read_records(path)
         for r in line["records"]
     ]
@@ -295,18 +295,17 @@ async def test_kill_9_mid_run_resumes_after_the_last_checkpoint(
     config = daemon_config(tmp_path, "record", batch_size=4)
     records = tmp_path / "records.jsonl"
     env = {"RECORD_FILE": records, "AWS_MAX_ATTEMPTS": 1}
-    first = daemon(config, {**env, "SLEEP_SECONDS": 0.1})
+    first = daemon(config, {**env, "SLEEP_SECONDS": 0.1, "RUN_ID": "first"})
     wait_until(lambda: len(delivered(records)) >= 12, 15)
     first.send_signal(signal.SIGKILL)
     first.wait(10)
     checkpoint = stored_checkpoints(tmp_path / "state")
     [shard] = checkpoint
-    second = daemon(config, env)
+    second = daemon(config, {**env, "RUN_ID": "second"})
     wait_until(lambda: {n for _, n in delivered(records)} == set(range(40)), 15)
     second.stop()
-    killed = first.process.pid if first.process else None
-    before = [n for pid, n in delivered(records) if pid == killed]
-    after = [n for pid, n in delivered(records) if pid != killed]
+    before = [n for run, n in delivered(records) if run == "first"]
+    after = [n for run, n in delivered(records) if run == "second"]
     assert before == list(range(len(before))) and after == list(range(after[0], 40))
     # The restart begins right after the checkpoint the killed daemon left on disk ...
     arn = (await dynamodb.describe_table(TableName="orders"))["Table"]["LatestStreamArn"]

@@ -436,7 +436,12 @@ def test_daemon_starts_unready_while_the_broker_is_down(
     broker.stop()
     config = mqtt_config(tmp_path, broker.port, [{"type": "mqtt", "topic": "u/#"}])
     waiting = daemon(config, wait_ready=False)
-    wait_until(lambda: _status(waiting) == 503, timeout=15, message="/readyz 503 while the broker is down")
+    # With process isolation the source is listed only once its function's first worker is up.
+    wait_until(
+        lambda: _status(waiting) == 503 and json.loads(waiting.get("/readyz")[1])["sources"],
+        timeout=15,
+        message="/readyz 503 listing the source while the broker is down",
+    )
     body = json.loads(waiting.get("/readyz")[1])
     assert body["sources"] == {"fn/mqtt-0": False}
     broker.start()
