@@ -15,7 +15,6 @@ import resource
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from contextvars import ContextVar, copy_context
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from pipelined.config import FunctionConfig
 from pipelined.errors import HandlerLoadError
 from pipelined.isolation.pool import Reply, WorkerPool
 from pipelined.isolation.spec import WorkerSpec
+from pipelined.lambda_errors import handler_error, timed_out
 from pipelined.logs import InvocationScope, current_invocation, end_invocation_output
 from pipelined.metrics import FunctionMetrics
 
@@ -199,16 +199,8 @@ _OWN_FRAMES = (
 
 
 def error_object(exc: BaseException) -> dict[str, Any]:
-    """Lambda's error object for an exception raised by a handler, with the handler's frames only."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    # Drop the daemon's own frames (thread hand-off, asyncio) in front of the handler's.
-    while frames and frames[0].filename.startswith(_OWN_FRAMES):
-        frames.pop(0)
-    return {
-        "errorMessage": str(exc),
-        "errorType": type(exc).__name__,
-        "stackTrace": traceback.format_list(frames),
-    }
+    """Lambda's error object for an exception raised by an inline handler."""
+    return handler_error(exc, _OWN_FRAMES)
 
 
 def new_request_id() -> str:
@@ -378,11 +370,11 @@ class FunctionRuntime:
             # the thread is abandoned, not killed (Python cannot): it is a daemon thread, so it never
             # blocks shutdown; process isolation is what really stops it.
             future = _threads.submit(loop, copy_context().run, handler, event, context)
-        timed_out = False
+        expired = False
 
         def expire() -> None:
-            nonlocal timed_out
-            timed_out = True
+            nonlocal expired
+            expired = True
             future.cancel()
 
         # One timer handle instead of asyncio.timeout(): this is the hot path of every invocation.
@@ -390,13 +382,9 @@ class FunctionRuntime:
         try:
             value = await future
         except asyncio.CancelledError:
-            if not timed_out:
+            if not expired:
                 raise  # cancelled from outside (shutdown), not by the timeout
-            return None, {
-                "errorMessage": f"Task timed out after {timeout:.2f} seconds",
-                "errorType": "Sandbox.Timedout",
-                "stackTrace": [],
-            }
+            return None, timed_out(timeout)
         except BaseException as exc:  # a handler may raise anything, SystemExit included
             return None, error_object(exc)
         finally:

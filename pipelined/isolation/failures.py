@@ -5,15 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from pipelined.isolation.channel import describe_status
+from pipelined.lambda_errors import timed_out
 
-
-def timed_out(timeout: float) -> dict[str, Any]:
-    """The handler ran past the function timeout (the same object inline mode returns)."""
-    return {
-        "errorMessage": f"Task timed out after {timeout:.2f} seconds",
-        "errorType": "Sandbox.Timedout",
-        "stackTrace": [],
-    }
+__all__ = ["timed_out"]
 
 
 def init_timed_out(request_id: str, timeout: float) -> dict[str, Any]:

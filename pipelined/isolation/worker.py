@@ -24,6 +24,7 @@ from typing import Any, NoReturn
 
 from pipelined.isolation import protocol
 from pipelined.isolation.protocol import BlockingChannel
+from pipelined.lambda_errors import handler_error
 
 _OWN_FRAMES = (str(Path(__file__).parent), str(Path(asyncio.__file__).parent))
 
@@ -106,15 +107,8 @@ def _send_log(channel: BlockingChannel, level: int, message: str) -> None:
 
 
 def error_object(exc: BaseException) -> dict[str, Any]:
-    """Lambda's error object for an exception raised by handler code, with the handler's frames only."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    while frames and frames[0].filename.startswith(_OWN_FRAMES):
-        frames.pop(0)
-    return {
-        "errorMessage": str(exc),
-        "errorType": type(exc).__name__,
-        "stackTrace": traceback.format_list(frames),
-    }
+    """Lambda's error object for an exception raised by handler code in this worker."""
+    return handler_error(exc, _OWN_FRAMES)
 
 
 def _status_kb(field: str) -> int:
