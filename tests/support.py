@@ -130,6 +130,9 @@ def run_cli(
 class DaemonProcess:
     """`pipelined run` as a subprocess, with its log in a file."""
 
+    # The subcommand that runs the pipeline: "run", or "dev" for the embedded AWS server.
+    command = "run"
+
     def __init__(self, config: Path, env: dict[str, str] | None = None) -> None:
         self.config = config
         self.env = {**os.environ, **(env or {})}
@@ -142,7 +145,7 @@ class DaemonProcess:
         forward_environment(self.config, self.extra_env)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "pipelined", "run", "-c", str(self.config)],
+            [sys.executable, "-m", "pipelined", self.command, "-c", str(self.config)],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=self.env,
@@ -150,7 +153,7 @@ class DaemonProcess:
         )
         log.close()
         if wait_ready:
-            wait_until(self.ready, timeout=30, message=f"daemon ready; log:\n{self.logs()}")
+            wait_until(self.ready, timeout=30, message=f"pipelined {self.command} ready; log:\n{self.logs()}")
         return self
 
     def logs(self) -> str:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,19 +16,7 @@ from tests.support import ROOT, DaemonProcess, read_records, run_cli, wait_until
 class DevProcess(DaemonProcess):
     """`pipelined dev -c CONFIG` as a subprocess."""
 
-    def start(self, wait_ready: bool = True) -> DevProcess:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "pipelined", "dev", "-c", str(self.config)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=self.env,
-            cwd=ROOT,
-        )
-        log.close()
-        if wait_ready:
-            wait_until(self.ready, timeout=30, message=f"dev mode ready; log:\n{self.logs()}")
-        return self
+    command = "dev"
 
 
 @pytest.fixture
