@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from pipelined.config import FunctionConfig
-from pipelined.dispatcher import SourceRunner
-from pipelined.invoker import FunctionRuntime, LambdaContext
-from pipelined.logs import setup_logging
-from pipelined.metrics import Metrics
-from pipelined.sources.base import Batch, Outcome
+from pipelined.core.records import Batch, Outcome
+from pipelined.dispatch.runner import SourceRunner
+from pipelined.functions.function import FunctionRuntime, LambdaContext
+from pipelined.observe.logs import setup_logging
+from pipelined.observe.metrics import Metrics
 from pipelined.sources.memory import MemorySource
 from pipelined.state import Checkpoint, StateStore
 

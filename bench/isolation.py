@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 from pipelined.config import FunctionConfig
-from pipelined.invoker import FunctionRuntime
-from pipelined.logs import setup_logging
+from pipelined.functions.function import FunctionRuntime
+from pipelined.observe.logs import setup_logging
 
 HANDLER = "def handler(event, context):\n    return None\n"
 EVENT = {"Records": [{"n": n, "body": "x" * 64} for n in range(10)]}

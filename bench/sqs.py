@@ -35,11 +35,11 @@ from aiobotocore.session import get_session
 
 from pipelined.aws import AwsClients
 from pipelined.config import AwsConfig, Config, FunctionConfig
-from pipelined.dispatcher import SourceRunner
-from pipelined.invoker import FunctionRuntime
-from pipelined.logs import setup_logging
-from pipelined.metrics import Metrics
-from pipelined.sources import SourceContext, build_source
+from pipelined.dispatch.runner import SourceRunner
+from pipelined.functions.function import FunctionRuntime
+from pipelined.observe.logs import setup_logging
+from pipelined.observe.metrics import Metrics
+from pipelined.sources.registry import SourceContext, build_source
 from pipelined.state import StateStore
 
 DEPTH = 100  # default; at most 200 (moto slows down the deeper its queue)

@@ -31,9 +31,9 @@ from typing import Any
 import yaml
 from aiobotocore.session import get_session
 
+from pipelined.app.daemon import Daemon
 from pipelined.config import load_config
-from pipelined.daemon import Daemon
-from pipelined.logs import setup_logging
+from pipelined.observe.logs import setup_logging
 
 HANDLER = """COUNT = [0]
 

@@ -16,8 +16,8 @@ from typing import Any, TextIO
 from pipelined import __version__
 from pipelined.config import Config, load_config
 from pipelined.errors import ConfigError, PipelinedError, UsageError
-from pipelined.invoker import FunctionRuntime
-from pipelined.logs import setup_logging
+from pipelined.functions.function import FunctionRuntime
+from pipelined.observe.logs import setup_logging
 from pipelined.state import StateStore
 
 EXIT_OK = 0
@@ -236,7 +236,7 @@ async def _dlq_command(state: StateStore, config: Config, args: argparse.Namespa
 
 async def _s3_setup(config: Config, out: TextIO) -> int:
     from pipelined.aws import AwsClients
-    from pipelined.sources.s3 import setup_notifications
+    from pipelined.sources.s3.via_sqs import setup_notifications
 
     aws = AwsClients(config.aws)
     try:
@@ -250,7 +250,7 @@ async def _s3_setup(config: Config, out: TextIO) -> int:
 
 
 async def _checkpoints(config: Config, args: argparse.Namespace, out: TextIO) -> int:
-    from pipelined.sources.streams import reset_checkpoints
+    from pipelined.sources.streams.engine import reset_checkpoints
 
     if args.checkpoints_command == "reset":
         _check_stream_source(config, args.source)
@@ -310,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_OK
         config = load_config(_config_path(args.config))
         if args.command == "run":
-            from pipelined.daemon import run_daemon
+            from pipelined.app.daemon import run_daemon
 
             return run_daemon(config)
         # One-shot commands log to stderr, so stdout carries only the result.

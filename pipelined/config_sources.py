@@ -25,8 +25,8 @@ from pydantic import (
     model_validator,
 )
 
-from pipelined.filtering import FilterPatternError, validate_patterns
-from pipelined.schedule_expressions import ScheduleExpressionError, parse_schedule, validate_timezone
+from pipelined.core.filtering import FilterPatternError, validate_patterns
+from pipelined.core.schedules import ScheduleExpressionError, parse_schedule, validate_timezone
 
 
 class FieldValueError(ValueError):

@@ -30,9 +30,9 @@ from pipelined.config import (
     SqsSource,
 )
 from pipelined.errors import PipelinedError, UsageError
-from pipelined.logs import setup_logging
-from pipelined.sources.s3 import setup_notifications
-from pipelined.sources.sqs_settle import describe
+from pipelined.observe.logs import setup_logging
+from pipelined.sources.s3.via_sqs import setup_notifications
+from pipelined.sources.sqs.settle import describe
 
 log = logging.getLogger("pipelined.dev")
 
@@ -187,7 +187,7 @@ def embedded_server(port: int) -> Iterator[str]:
 
 
 async def _run(config: Config, endpoint: str, out: TextIO) -> int:
-    from pipelined.daemon import Daemon
+    from pipelined.app.daemon import Daemon
 
     clients = AwsClients(config.aws)
     try:

@@ -20,7 +20,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parent.parent
-TEST_FUNCTIONS = Path(__file__).resolve().parent / "functions"
+TEST_FUNCTIONS = Path(__file__).resolve().parent / "handlers"
 
 
 def free_port() -> int:

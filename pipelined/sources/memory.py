@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipelined.retry import RetryPolicy
-from pipelined.sources.base import Batch, Outcome, PartialFailureMode, Record
+from pipelined.core.records import Batch, Outcome, PartialFailureMode, Record
+from pipelined.core.retry import RetryPolicy
 
 
 @dataclass

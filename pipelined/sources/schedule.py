@@ -12,15 +12,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipelined.config import ScheduleSource as ScheduleConfig
-from pipelined.invoker import ACCOUNT_ID
-from pipelined.retry import RetryPolicy
-from pipelined.schedule_expressions import (
+from pipelined.core.records import Batch, Outcome, Record
+from pipelined.core.retry import RetryPolicy
+from pipelined.core.schedules import (
     RateExpression,
     ScheduleExpression,
     parse_schedule,
     validate_timezone,
 )
-from pipelined.sources.base import Batch, Outcome, Record
+from pipelined.functions.function import ACCOUNT_ID
 from pipelined.state import StateStore
 
 log = logging.getLogger("pipelined.sources.schedule")

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from pipelined.config import ScheduleSource
-from pipelined.sources.base import Outcome
+from pipelined.core.records import Outcome
 from pipelined.sources.schedule import ScheduleEventSource
 from pipelined.state import StateStore
 

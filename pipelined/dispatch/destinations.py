@@ -1,0 +1,133 @@
+"""On-failure destinations: where a batch goes when its retries or age run out."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from pipelined.aws import AwsClients, resolve_queue_url
+from pipelined.config import DestinationConfig
+from pipelined.core.records import Batch
+from pipelined.errors import DestinationError
+from pipelined.state import NewDeadLetter, StateStore
+
+
+@dataclass(frozen=True, slots=True)
+class FailedBatch:
+    """A batch that failed for good, with everything its failure record needs."""
+
+    function: str
+    function_arn: str
+    source: str
+    batch: Batch
+    error: Mapping[str, Any] | None
+    condition: str
+    # Lambda's approximateInvokeCount: retries + 1.
+    invoke_count: int
+    first_failed_at: float
+    # Source-specific keys: requestPayload for async sources, DDBStreamBatchInfo/KinesisBatchInfo, ...
+    context: Mapping[str, Any]
+
+
+def failure_record(failed: FailedBatch) -> dict[str, Any]:
+    """Lambda's on-failure record for a failed batch or event."""
+    record: dict[str, Any] = {
+        "requestContext": {
+            "requestId": str(uuid.uuid4()),
+            "functionArn": failed.function_arn,
+            "condition": failed.condition,
+            "approximateInvokeCount": failed.invoke_count,
+        },
+        "responseContext": {
+            "statusCode": 200,
+            "executedVersion": "$LATEST",
+            "functionError": "Unhandled",
+        },
+        "version": "1.0",
+        "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+    }
+    record.update(failed.context)
+    if "requestPayload" in failed.context and failed.error is not None:
+        # Async invocations carry the function's error as the response payload.
+        record["responsePayload"] = dict(failed.error)
+    return record
+
+
+class Destination(Protocol):
+    """Somewhere a failure record can be sent."""
+
+    async def send(self, failed: FailedBatch) -> None:
+        """Deliver the failure record; raise DestinationError when it cannot be delivered."""
+
+
+class SqliteDestination:
+    """The local dead-letter store: keeps the failure record *and* the event, for `pipelined dlq`."""
+
+    def __init__(self, state: StateStore) -> None:
+        self._state = state
+
+    async def send(self, failed: FailedBatch) -> None:
+        entry = NewDeadLetter(
+            function=failed.function,
+            source=failed.source,
+            event=failed.batch.event(),
+            error=failed.error,
+            failure_record=failure_record(failed),
+            condition=failed.condition,
+            attempts=failed.invoke_count,
+            first_failed_at=failed.first_failed_at,
+        )
+        try:
+            await self._state.add_dead_letters([entry])
+        except Exception as exc:
+            raise DestinationError(f"cannot write to the local dead-letter store: {exc}") from exc
+
+
+class SqsDestination:
+    """An SQS queue (URL or ARN) that receives the failure record as the message body."""
+
+    def __init__(self, clients: AwsClients, queue: str) -> None:
+        self._clients = clients
+        self._queue = queue
+        self._url: str | None = None
+
+    async def send(self, failed: FailedBatch) -> None:
+        try:
+            sqs = await self._clients.client("sqs")
+            if self._url is None:
+                self._url = await resolve_queue_url(sqs, self._queue)
+            await sqs.send_message(
+                QueueUrl=self._url, MessageBody=json.dumps(failure_record(failed), default=str)
+            )
+        except Exception as exc:
+            raise DestinationError(f"cannot send failure record to SQS {self._queue}: {exc}") from exc
+
+
+class SnsDestination:
+    """An SNS topic that receives the failure record as the message."""
+
+    def __init__(self, clients: AwsClients, topic_arn: str) -> None:
+        self._clients = clients
+        self._topic_arn = topic_arn
+
+    async def send(self, failed: FailedBatch) -> None:
+        try:
+            sns = await self._clients.client("sns")
+            await sns.publish(
+                TopicArn=self._topic_arn, Message=json.dumps(failure_record(failed), default=str)
+            )
+        except Exception as exc:
+            raise DestinationError(f"cannot publish failure record to SNS {self._topic_arn}: {exc}") from exc
+
+
+def make_destination(config: DestinationConfig, state: StateStore, clients: AwsClients) -> Destination:
+    """The destination a `{destination: ...}` config names."""
+    if config.kind == "sqlite":
+        return SqliteDestination(state)
+    if config.kind == "sns":
+        return SnsDestination(clients, config.destination)
+    return SqsDestination(clients, config.destination)

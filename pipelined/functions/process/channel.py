@@ -1,0 +1,167 @@
+"""The daemon's side of one worker process: its socket, its state and the invocation it is running."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pipelined.functions.process import protocol
+from pipelined.functions.process.protocol import FrameBuffer, FrameError
+from pipelined.observe.logs import FUNCTION_LOGGER
+
+log = logging.getLogger("pipelined.isolation")
+
+
+@dataclass(frozen=True, slots=True)
+class Exited:
+    """The worker died instead of answering."""
+
+    # Wait status as os.waitpid returns it; None when the zygote could not tell.
+    status: int | None
+    out_of_memory: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TimedOut:
+    """The invocation's deadline passed; the worker is being killed."""
+
+
+# What a pending invocation (or start-up) resolves to: a RESULT/READY/INIT_ERROR message, or one of these.
+Answer = dict[str, Any] | Exited | TimedOut
+
+
+def describe_status(status: int) -> str:
+    """How Lambda words a runtime's exit: 'signal: segmentation fault', 'exit status 3'."""
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        try:
+            name = (signal.strsignal(number) or signal.Signals(number).name).lower()
+        except ValueError:
+            name = f"signal {number}"
+        return f"signal: {name}" + (" (core dumped)" if os.WCOREDUMP(status) else "")
+    return f"exit status {os.waitstatus_to_exitcode(status)}"
+
+
+def peak_rss_kb(pid: int) -> int | None:
+    """A live process's peak resident set (VmHWM), read before killing it."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+class WorkerProcess(asyncio.Protocol):
+    """One worker: a stream connection speaking protocol.py, plus what the pool knows about it."""
+
+    def __init__(
+        self,
+        function: str,
+        pid: int,
+        exit_status: asyncio.Future[int | None],
+        provisioned: bool,
+        on_lost: Callable[[WorkerProcess], None],
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        self.function = function
+        self.pid = pid
+        self.exit_status = exit_status
+        self.provisioned = provisioned
+        self.transport: asyncio.Transport | None = None
+        self.ready: asyncio.Future[Answer] = loop.create_future()
+        self.reply: asyncio.Future[Answer] | None = None
+        self.request_id: str | None = None
+        self.lost: asyncio.Future[None] = loop.create_future()
+        self.init_duration_ms: float | None = None
+        # On-demand workers report Init Duration on their first invocation; provisioned ones never do.
+        self.report_init = not provisioned
+        self.rss_kb = 0
+        self.out_of_memory = False
+        self.idle_since = time.monotonic()
+        # Why the pool stopped this worker (None: it has not, or it was a shutdown); first reason wins.
+        self.retired = False
+        self.cause: str | None = None
+        self._on_lost = on_lost
+        self._frames = FrameBuffer()
+        self._logger = logging.getLogger(FUNCTION_LOGGER)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            messages = self._frames.feed(data)
+        except FrameError as exc:
+            # A worker is running arbitrary code: garbage on its channel ends it, never the daemon.
+            log.warning("%s: worker %d sent an invalid frame (%s); stopping it", self.function, self.pid, exc)
+            self.abort()
+            return
+        for message in messages:
+            self._dispatch(message)
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        kind = message["t"]
+        if kind == protocol.LOG:
+            level, text, request_id = message.get("level"), message.get("msg"), message.get("id")
+            self._logger.log(
+                level if isinstance(level, int) else logging.INFO,
+                "%s",
+                text if isinstance(text, str) else repr(text),
+                extra={
+                    "function": self.function,
+                    "request_id": request_id if isinstance(request_id, str) else None,
+                },
+            )
+            return
+        rss = message.get("rss")
+        if isinstance(rss, int):
+            self.rss_kb = max(self.rss_kb, rss)
+        if kind == protocol.RESULT:
+            if self.reply is not None and not self.reply.done() and message.get("id") == self.request_id:
+                self.reply.set_result(message)
+        elif kind in (protocol.READY, protocol.INIT_ERROR):
+            if not self.ready.done():
+                self.ready.set_result(message)
+        elif kind == protocol.OOM:
+            self.out_of_memory = True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.lost.done():
+            self.lost.set_result(None)
+        self._on_lost(self)
+
+    def invoke(self, request_id: str, frame: bytes) -> asyncio.Future[Answer]:
+        """Send one INVOKE frame; the future resolves with the RESULT, or Exited/TimedOut."""
+        assert self.transport is not None
+        self.request_id = request_id
+        self.reply = asyncio.get_running_loop().create_future()
+        self.transport.write(frame)
+        return self.reply
+
+    def settle(self, answer: Answer) -> None:
+        """Resolve whatever is waiting on this worker (start-up or an invocation) with `answer`."""
+        for future in (self.ready, self.reply):
+            if future is not None and not future.done():
+                future.set_result(answer)
+
+    def close(self) -> None:
+        """Hang up: an idle worker reads EOF and exits on its own."""
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        """Drop the connection without flushing."""
+        if self.transport is not None:
+            with contextlib.suppress(RuntimeError):
+                self.transport.abort()

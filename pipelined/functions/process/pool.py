@@ -1,0 +1,322 @@
+"""A function's warm worker processes: leased one invocation at a time, grown on demand, reaped when idle."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import socket
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pipelined.errors import HandlerLoadError, WorkerError
+from pipelined.functions.process import failures, protocol
+from pipelined.functions.process.channel import Exited, TimedOut, WorkerProcess, peak_rss_kb
+from pipelined.functions.process.forkserver import ForkServer
+from pipelined.functions.process.spec import WorkerSpec
+from pipelined.observe.metrics import FunctionMetrics
+
+log = logging.getLogger("pipelined.isolation")
+
+# How long to wait for the zygote's exit report once a worker's socket closed.
+EXIT_REPORT_TIMEOUT = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A worker ready for one invocation, or the init error that left none."""
+
+    worker: WorkerProcess | None
+    # Set on a worker's first invocation after an on-demand cold start (REPORT's Init Duration).
+    init_duration_ms: float | None = None
+    error: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What one isolated invocation returned or raised, or how its worker failed."""
+
+    value: Any
+    error: Mapping[str, Any] | None
+    max_memory_mb: int | None
+
+
+def _mb(kb: int) -> int | None:
+    return math.ceil(kb / 1024) if kb else None
+
+
+def _error_object(error: Any) -> dict[str, Any]:
+    """A worker's error object, checked: it comes from a process running arbitrary code."""
+    if isinstance(error, dict) and isinstance(error.get("errorType"), str):
+        trace = error.get("stackTrace")
+        return {
+            "errorMessage": str(error.get("errorMessage", "")),
+            "errorType": error["errorType"],
+            "stackTrace": [str(line) for line in trace] if isinstance(trace, list) else [],
+        }
+    return {"errorMessage": "worker sent a malformed error", "errorType": "Runtime.InvalidResponse"}
+
+
+class WorkerPool:
+    """The worker processes of one function (FunctionRuntime delegates here with `isolation: process`)."""
+
+    def __init__(self, spec: WorkerSpec, metrics: FunctionMetrics | None = None) -> None:
+        self.spec = spec
+        self.metrics = metrics
+        self.workers: set[WorkerProcess] = set()
+        # A stack: the most recently used (warmest) worker is reused first, so the reaper finds the
+        # least recently used ones at the front.
+        self._idle: list[WorkerProcess] = []
+        self._fork: ForkServer | None = None
+        self._reaper: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._top_ups: set[asyncio.Task[None]] = set()
+        self._starting_provisioned = 0
+        self._closing = False
+
+    @property
+    def idle(self) -> int:
+        """Workers waiting for an invocation."""
+        return len(self._idle)
+
+    # --- lifecycle --------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the provisioned workers (or one, to prove the handler imports); HandlerLoadError if not."""
+        provisioned = self.spec.provisioned
+        results = await asyncio.gather(
+            *(self._start_worker(n < provisioned, "start-up") for n in range(max(1, provisioned)))
+        )
+        errors = [r for r in results if not isinstance(r, WorkerProcess)]
+        for result in results:
+            if isinstance(result, WorkerProcess):
+                self._release(result)
+        if errors:
+            await self.close(0)
+            error = errors[0]
+            raise HandlerLoadError(
+                f"function {self.spec.name}: {error['errorType']}: {error['errorMessage']}"
+            )
+
+    async def close(self, timeout: float = 10.0) -> None:
+        """Stop every worker once its in-flight invocation is done (killing it after `timeout`)."""
+        self._closing = True
+        for task in [self._reaper, *self._top_ups]:
+            if task is not None:
+                task.cancel()
+        workers = list(self.workers)
+        for worker in list(self._idle):
+            self._retire(worker, None)
+        busy = [w.reply for w in self.workers if w.reply is not None and not w.reply.done()]
+        if busy:
+            await asyncio.wait(busy, timeout=max(0.0, timeout))
+        for worker in list(self.workers):
+            self._retire(worker, None, kill=True)
+        if workers:
+            await asyncio.wait([w.lost for w in workers], timeout=EXIT_REPORT_TIMEOUT)
+        if self._fork is not None:
+            self._fork.release()
+            self._fork = None
+
+    # --- invocations ------------------------------------------------------------------------------------
+
+    async def lease(self, request_id: str) -> Lease:
+        """Take the warmest idle worker, or start one (a cold start)."""
+        while self._idle and self._idle[-1].lost.done():
+            self._idle.pop()  # died while idle; its exit is still being processed
+        if self._idle:
+            worker = self._idle.pop()
+        elif self._closing:
+            return Lease(None, error=failures.unavailable(request_id, "the function is shutting down"))
+        else:
+            started = await self._start_worker(False, request_id)
+            if not isinstance(started, WorkerProcess):
+                return Lease(None, error=started)
+            worker = started
+        if worker.report_init:
+            worker.report_init = False
+            return Lease(worker, worker.init_duration_ms)
+        return Lease(worker)
+
+    async def run(self, worker: WorkerProcess, event: Any, request_id: str, timeout: float) -> Reply:
+        """Invoke the leased `worker` once; never raises for handler errors, timeouts or crashes."""
+        loop = asyncio.get_running_loop()
+        deadline = time.monotonic() + timeout
+        try:
+            frame = protocol.encode(
+                {"t": protocol.INVOKE, "id": request_id, "deadline": deadline, "event": event}
+            )
+        except (TypeError, ValueError) as exc:
+            self._release(worker)
+            return Reply(None, failures.unserializable_event(exc), None)
+        if worker.lost.done():  # died while idle, between lease and now
+            return Reply(None, failures.exited(request_id, None), _mb(worker.rss_kb))
+        answer_future = worker.invoke(request_id, frame)
+        timer = loop.call_later(timeout, self._expire, worker)
+        try:
+            answer = await answer_future
+        except asyncio.CancelledError:
+            # Cancelled from outside (the shutdown budget ran out): the handler is mid-run and its
+            # reply has nowhere to go, so the worker cannot be reused.
+            self._retire(worker, None, kill=True)
+            raise
+        finally:
+            timer.cancel()
+        if isinstance(answer, TimedOut):
+            return Reply(None, failures.timed_out(timeout), _mb(worker.rss_kb))
+        if isinstance(answer, Exited):
+            if answer.out_of_memory:
+                return Reply(
+                    None, failures.out_of_memory(request_id, self.spec.memory_mb), self.spec.memory_mb
+                )
+            return Reply(None, failures.exited(request_id, answer.status), _mb(worker.rss_kb))
+        self._release(worker)
+        error = answer.get("error")
+        return Reply(answer.get("value"), None if error is None else _error_object(error), _mb(worker.rss_kb))
+
+    def _expire(self, worker: WorkerProcess) -> None:
+        # Read the peak while the process still exists: REPORT's Max Memory Used stays real.
+        worker.rss_kb = max(worker.rss_kb, peak_rss_kb(worker.pid) or 0)
+        worker.settle(TimedOut())
+        self._retire(worker, "timeout", kill=True)
+
+    # --- workers ----------------------------------------------------------------------------------------
+
+    def _forkserver(self) -> ForkServer:
+        if self._fork is None or self._fork.closed:
+            if self._fork is not None:
+                self._fork.release()
+            self._fork = ForkServer.acquire()
+        return self._fork
+
+    async def _start_worker(self, provisioned: bool, request_id: str) -> WorkerProcess | dict[str, Any]:
+        """Fork a worker and wait for its handler import; returns it, or Lambda's error object."""
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        ours, theirs = socket.socketpair()
+        message = self.spec.message(provisioned, logging.getLogger().getEffectiveLevel())
+        try:
+            with theirs:
+                pid, exit_status = await self._forkserver().spawn(message, theirs)
+        except WorkerError as exc:
+            ours.close()
+            return failures.unavailable(request_id, str(exc))
+        worker = WorkerProcess(self.spec.name, pid, exit_status, provisioned, self._on_lost)
+        self.workers.add(worker)
+        self._count_workers()
+        await loop.connect_accepted_socket(lambda: worker, ours)
+        timer = loop.call_later(self.spec.init_timeout, worker.settle, TimedOut())
+        try:
+            answer = await worker.ready
+        except asyncio.CancelledError:
+            self._retire(worker, None, kill=True)
+            raise
+        finally:
+            timer.cancel()
+        if isinstance(answer, TimedOut):
+            self._retire(worker, "init_error", kill=True)
+            return failures.init_timed_out(request_id, self.spec.init_timeout)
+        if isinstance(answer, Exited):
+            if answer.out_of_memory:
+                return failures.out_of_memory(request_id, self.spec.memory_mb)
+            return failures.exited(request_id, answer.status)
+        if answer["t"] == protocol.INIT_ERROR:
+            self._retire(worker, "init_error")
+            error = _error_object(answer.get("error"))
+            log.error("%s: init failed: %s: %s", self.spec.name, error["errorType"], error["errorMessage"])
+            return error
+        worker.init_duration_ms = (time.monotonic() - started) * 1000
+        if self.metrics is not None:
+            self.metrics.cold_starts.inc()
+            self.metrics.init_duration.observe(worker.init_duration_ms / 1000)
+        if self._reaper is None:
+            self._reaper = loop.create_task(self._reap_idle(), name=f"{self.spec.name}/reaper")
+        return worker
+
+    def _release(self, worker: WorkerProcess) -> None:
+        """Put a worker that finished an invocation back on the idle stack."""
+        worker.request_id = None
+        worker.reply = None
+        if worker.retired:
+            return
+        if self._closing:
+            self._retire(worker, None)
+            return
+        worker.idle_since = time.monotonic()
+        self._idle.append(worker)
+
+    def _retire(self, worker: WorkerProcess, cause: str | None, kill: bool = False) -> None:
+        """Stop using a worker: hang up (it exits) or kill it; count why unless it is a shutdown."""
+        if kill and not worker.lost.done() and self._fork is not None:
+            self._fork.kill(worker.pid)
+        if worker.retired:
+            return
+        worker.retired = True
+        worker.cause = cause
+        self.workers.discard(worker)
+        if worker in self._idle:
+            self._idle.remove(worker)
+        if not kill:
+            worker.close()
+        self._count_workers()
+        if cause is not None and self.metrics is not None:
+            self.metrics.restarted(cause)
+        if cause in ("timeout", "crash", "oom") and worker.init_duration_ms is not None:
+            self._top_up()
+
+    def _on_lost(self, worker: WorkerProcess) -> None:
+        task = asyncio.get_running_loop().create_task(self._after_exit(worker))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _after_exit(self, worker: WorkerProcess) -> None:
+        try:
+            status = await asyncio.wait_for(asyncio.shield(worker.exit_status), EXIT_REPORT_TIMEOUT)
+        except TimeoutError:
+            status = None
+        oom = worker.out_of_memory or (
+            status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == protocol.EXIT_OOM
+        )
+        worker.settle(Exited(status, oom))
+        crashed = "crash" if worker.init_duration_ms is not None else "init_error"
+        self._retire(worker, "oom" if oom else crashed)
+
+    def _top_up(self) -> None:
+        """Replace provisioned workers that died, so N stay warm."""
+        if self._closing:
+            return
+        missing = self.spec.provisioned - len(self.workers) - self._starting_provisioned
+        for _ in range(max(0, missing)):
+            task = asyncio.get_running_loop().create_task(self._start_provisioned())
+            self._top_ups.add(task)
+            task.add_done_callback(self._top_ups.discard)
+
+    async def _start_provisioned(self) -> None:
+        self._starting_provisioned += 1
+        try:
+            started = await self._start_worker(True, "provisioned")
+        finally:
+            self._starting_provisioned -= 1
+        if isinstance(started, WorkerProcess):
+            self._release(started)
+        else:
+            log.warning(
+                "%s: replacing a provisioned worker failed: %s", self.spec.name, started["errorMessage"]
+            )
+
+    async def _reap_idle(self) -> None:
+        interval = min(max(self.spec.idle_timeout / 4, 0.05), 30.0)
+        while not self._closing:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            spare = len(self.workers) - self.spec.provisioned
+            while spare > 0 and self._idle and now - self._idle[0].idle_since >= self.spec.idle_timeout:
+                self._retire(self._idle[0], "idle")
+                spare -= 1
+
+    def _count_workers(self) -> None:
+        if self.metrics is not None:
+            self.metrics.workers.set(len(self.workers))

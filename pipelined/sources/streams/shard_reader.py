@@ -1,0 +1,388 @@
+"""One shard of a stream: its iterator, read-ahead buffer, lanes of ordered batches and checkpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import zlib
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from pipelined.core.records import Batch, Outcome, PartialFailureMode, Record
+from pipelined.sources.streams.model import (
+    LATEST_MARGIN,
+    SHARD_END,
+    DataTrimmedError,
+    IteratorExpiredError,
+    Page,
+    Position,
+    ShardGoneError,
+    ShardInfo,
+    StreamAdapter,
+    StreamRecord,
+    is_sequence_number,
+)
+from pipelined.state import Checkpoint, StateStore
+
+log = logging.getLogger("pipelined.sources.streams")
+
+# Lambda's synchronous invocation payload limit is 6 MB; leave room for the event's envelope.
+MAX_BATCH_BYTES = 6_000_000
+# Reading pauses while the records held in memory add up to this many bytes (Kinesis records reach 1 MB).
+MAX_BUFFER_BYTES = 64_000_000
+# Backoff after a failed API call or a batch left unfinished doubles up to this many seconds.
+MAX_BACKOFF = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderSettings:
+    """What every reader of one source shares."""
+
+    source_key: str
+    stream_arn: str
+    batch_size: int
+    batching_window: float
+    # parallelization_factor: batches of one shard in flight at once, one per lane of partition keys.
+    lanes: int
+    partial_failure_mode: PartialFailureMode | None
+    # Records read but not yet checkpointed; reading pauses at this many (or at MAX_BUFFER_BYTES).
+    buffer_limit: int
+
+
+class ReaderHooks(Protocol):
+    """What a reader needs from its engine."""
+
+    def submit(self, batch: Batch) -> None:
+        """Hand a batch to the dispatcher's pollers."""
+
+    def shard_finished(self, shard_id: str) -> None:
+        """The shard was read to its end and SHARD_END is on disk: its children may start."""
+
+    def shard_listed(self, shard_id: str) -> bool:
+        """True while the latest successful discovery still lists the shard."""
+
+    def rediscover(self) -> None:
+        """Ask for a shard discovery now."""
+
+    def report(self, shard_id: str, ok: bool) -> None:
+        """Whether the reader's last API call succeeded (health)."""
+
+
+class _Entry:
+    """A record read from the shard, until it is checkpointed."""
+
+    __slots__ = ("done", "item")
+
+    def __init__(self, item: StreamRecord) -> None:
+        self.item = item
+        self.done = False
+
+
+class _Lane:
+    """Records of one slice of partition keys: at most one batch of them is in flight."""
+
+    __slots__ = ("busy", "failures", "not_before", "queue", "since")
+
+    def __init__(self) -> None:
+        self.queue: deque[_Entry] = deque()
+        self.busy = False
+        # Monotonic time the batching window of the queued records started.
+        self.since = 0.0
+        # After a batch came back unfinished, nothing is dispatched before this monotonic time.
+        self.not_before = 0.0
+        self.failures = 0
+
+
+@dataclass(frozen=True, slots=True)
+class BatchToken:
+    """Batch.settle_token of stream batches: where the batch came from."""
+
+    reader: ShardReader
+    lane: int
+    entries: tuple[_Entry, ...]
+
+
+class ShardReader:
+    """Reads one shard in order, batches it by lane and checkpoints the settled prefix."""
+
+    def __init__(
+        self,
+        shard: ShardInfo,
+        start: Position,
+        adapter: StreamAdapter,
+        state: StateStore,
+        settings: ReaderSettings,
+        hooks: ReaderHooks,
+    ) -> None:
+        self.shard = shard
+        self.shard_id = shard.shard_id
+        self._start = start
+        self._adapter = adapter
+        self._state = state
+        self._settings = settings
+        self._hooks = hooks
+        self._lanes = [_Lane() for _ in range(max(1, settings.lanes))]
+        # Every record read and not yet checkpointed, in shard order; the done prefix is checkpointed.
+        self._pending: deque[_Entry] = deque()
+        self._pending_bytes = 0
+        self._last_read: str | None = None
+        # Emulated AT_TIMESTAMP (and the LATEST safety net): records that arrived earlier are skipped.
+        self._skip_before = start.timestamp if start.kind == "AT_TIMESTAMP" else None
+        self._reading_done = False
+        self._stopped = False
+        self._wake = asyncio.Event()
+        self._next_fetch = 0.0
+        self._errors = 0
+        # The last checkpoint handed to the state store (for logs and tests).
+        self.checkpoint: str | None = None
+
+    def update(self, shard: ShardInfo) -> None:
+        """Take in what discovery learned; the shard may have closed meanwhile."""
+        self.shard = shard
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Stop reading and dispatching; batches in flight may still be settled."""
+        self._stopped = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Read until the shard is finished or the reader is stopped."""
+        log.info("%s: reading shard %s from %s", self._settings.source_key, self.shard_id, self._start)
+        iterator: str | None = None
+        while not self._stopped:
+            if self._wants_records() and time.monotonic() >= self._next_fetch:
+                iterator = await self._fetch(iterator)
+            self._dispatch()
+            if self._reading_done and not self._pending:
+                await self._finish()
+                return
+            await self._sleep()
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    def _wants_records(self) -> bool:
+        room = len(self._pending) < self._settings.buffer_limit and self._pending_bytes < MAX_BUFFER_BYTES
+        return room and not self._stopped and not self._reading_done
+
+    def _resume_at(self) -> Position:
+        # Renewing an iterator continues after the last record read: everything between the
+        # checkpoint and that record is held here, so starting earlier would only duplicate it.
+        if self._last_read is not None:
+            return Position("AFTER_SEQUENCE_NUMBER", self._last_read)
+        if self._start.kind == "AT_TIMESTAMP" and not self._adapter.supports_at_timestamp:
+            return Position("TRIM_HORIZON")
+        return self._start
+
+    async def _fetch(self, iterator: str | None) -> str | None:
+        key = self._settings.source_key
+        try:
+            if iterator is None:
+                opened_at = time.time()
+                iterator = await self._adapter.shard_iterator(self.shard_id, self._resume_at())
+                if self._start.kind == "LATEST":
+                    # Opening LATEST again later would skip what arrived meanwhile.
+                    self._start = Position("AT_TIMESTAMP", timestamp=opened_at - LATEST_MARGIN)
+                    self._skip_before = self._start.timestamp
+            limit = max(1, min(self._adapter.max_fetch, self._settings.buffer_limit - len(self._pending)))
+            page = await self._adapter.get_records(self.shard_id, iterator, limit)
+        except IteratorExpiredError:
+            log.info("%s: shard %s: iterator expired; renewing it", key, self.shard_id)
+            return None
+        except DataTrimmedError as exc:
+            log.warning(
+                "%s: shard %s: records after %s expired before they were read (%s); "
+                "continuing from the oldest record still in the shard",
+                key,
+                self.shard_id,
+                self._resume_at(),
+                exc,
+            )
+            self._start, self._last_read, self._skip_before = Position("TRIM_HORIZON"), None, None
+            return None
+        except ShardGoneError as exc:
+            if self._hooks.shard_listed(self.shard_id):
+                # Listed a moment ago: a transient error or a stream being recreated; look again.
+                self._failed(exc)
+                self._hooks.rediscover()
+                return None
+            log.warning(
+                "%s: shard %s no longer exists; its unread records expired with it", key, self.shard_id
+            )
+            self._reading_done = True
+            return None
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._failed(exc)
+            # The iterator may be what failed; the next call opens a fresh one at the same place.
+            return None
+        self._errors = 0
+        self._hooks.report(self.shard_id, True)
+        self._accept(page.records)
+        if page.next_iterator is None or self._at_end(page):
+            self._reading_done = True
+        adapter = self._adapter
+        behind = page.behind or len(page.records) >= limit
+        interval = adapter.busy_poll_interval if behind else adapter.idle_poll_interval
+        self._next_fetch = time.monotonic() + interval
+        return page.next_iterator
+
+    def _failed(self, exc: Exception) -> None:
+        self._errors += 1
+        self._hooks.report(self.shard_id, False)
+        delay = min(MAX_BACKOFF, 0.5 * 2 ** min(self._errors, 10))
+        self._next_fetch = time.monotonic() + delay
+        log.warning(
+            "%s: shard %s: reading failed (%s); retrying in %.1fs",
+            self._settings.source_key,
+            self.shard_id,
+            exc,
+            delay,
+        )
+
+    def _at_end(self, page: Page) -> bool:
+        """True when a closed shard has nothing left, even if the service still returned an iterator."""
+        ending = self.shard.ending_sequence
+        if page.records or ending is None or not is_sequence_number(ending):
+            return False
+        # AWS ends a closed shard with a null NextShardIterator; emulators may not, so also stop
+        # once the position has reached the shard's EndingSequenceNumber.
+        position = self._last_read
+        if position is None and self._start.kind == "AFTER_SEQUENCE_NUMBER":
+            position = self._start.sequence
+        if position is not None and is_sequence_number(position):
+            return int(position) >= int(ending)
+        starting = self.shard.starting_sequence
+        return starting is None or (is_sequence_number(starting) and int(starting) >= int(ending))
+
+    def _accept(self, items: Sequence[StreamRecord]) -> None:
+        now = time.monotonic()
+        lanes = self._lanes
+        for item in items:
+            entry = _Entry(item)
+            self._pending.append(entry)
+            self._pending_bytes += item.size
+            record = item.record
+            self._last_read = record.id
+            if self._skip_before is not None:
+                if record.arrived_at < self._skip_before:
+                    entry.done = True
+                    continue
+                # Arrival times grow along a shard: nothing after this record is older.
+                self._skip_before = None
+            lane = lanes[zlib.crc32(item.ordering_key.encode()) % len(lanes)] if len(lanes) > 1 else lanes[0]
+            if not lane.queue:
+                lane.since = now
+            lane.queue.append(entry)
+        self._advance()
+
+    # --- batching ----------------------------------------------------------------------------------
+
+    def _ready_at(self, lane: _Lane) -> float:
+        """Monotonic time the lane's next batch may go (inf: nothing to send)."""
+        if lane.busy or not lane.queue:
+            return float("inf")
+        window = self._settings.batching_window
+        if window <= 0 or self._reading_done or len(lane.queue) >= self._settings.batch_size:
+            return lane.not_before
+        return max(lane.not_before, lane.since + window)
+
+    def _dispatch(self) -> None:
+        if self._stopped:
+            return
+        now = time.monotonic()
+        for index, lane in enumerate(self._lanes):
+            if self._ready_at(lane) <= now:
+                self._hooks.submit(self._take(index, lane))
+
+    def _take(self, index: int, lane: _Lane) -> Batch:
+        taken: list[_Entry] = []
+        size = 0
+        while lane.queue and len(taken) < self._settings.batch_size:
+            entry = lane.queue[0]
+            if taken and size + entry.item.size > MAX_BATCH_BYTES:
+                break
+            taken.append(lane.queue.popleft())
+            size += entry.item.size
+        lane.busy = True
+        lane.since = time.monotonic()
+        records: tuple[Record, ...] = tuple(e.item.record for e in taken)
+        return Batch(
+            records,
+            partial_failure_mode=self._settings.partial_failure_mode,
+            settle_token=BatchToken(self, index, tuple(taken)),
+        )
+
+    async def _sleep(self) -> None:
+        deadlines = [self._ready_at(lane) for lane in self._lanes]
+        if self._wants_records():
+            deadlines.append(self._next_fetch)
+        deadline = min(deadlines, default=float("inf"))
+        timeout = None if deadline == float("inf") else max(0.0, deadline - time.monotonic())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+        self._wake.clear()
+
+    # --- settling and checkpoints --------------------------------------------------------------------
+
+    def settle(self, batch: Batch, outcome: Outcome) -> None:
+        """Mark a finished batch's records; put back those left unfinished; advance the checkpoint."""
+        token = batch.settle_token
+        assert isinstance(token, BatchToken) and token.reader is self
+        groups = (outcome.succeeded, outcome.dead_lettered, outcome.filtered)
+        settled = {r.id for group in groups for r in group}
+        # Anything not reported settled comes back: a stream never skips a record.
+        unfinished = [e for e in token.entries if e.item.record.id not in settled]
+        for entry in token.entries:
+            entry.done = entry.item.record.id in settled
+        lane = self._lanes[token.lane]
+        lane.busy = False
+        if unfinished:
+            # They go back to the front of their lane so that later records of the same keys wait.
+            lane.queue.extendleft(reversed(unfinished))
+            lane.failures += 1
+            delay = min(MAX_BACKOFF, 0.5 * 2 ** min(lane.failures, 10))
+            lane.not_before = time.monotonic() + delay
+            lane.since = time.monotonic()
+            log.warning(
+                "%s: shard %s: %d record(s) from %s left unfinished; %s",
+                self._settings.source_key,
+                self.shard_id,
+                len(unfinished),
+                unfinished[0].item.record.id,
+                "they are redelivered after a restart"
+                if self._stopped
+                else f"redelivering them in {delay:.1f}s",
+            )
+        else:
+            lane.failures = 0
+        self._advance()
+        # The lane's next batch goes at once, without waiting for the reader task to wake.
+        self._dispatch()
+        self._wake.set()
+
+    def _advance(self) -> None:
+        last: _Entry | None = None
+        pending = self._pending
+        while pending and pending[0].done:
+            last = pending.popleft()
+            self._pending_bytes -= last.item.size
+        if last is not None:
+            self._save(last.item.record.id)
+
+    def _save(self, value: str) -> None:
+        self.checkpoint = value
+        s = self._settings
+        self._state.checkpoint_soon([Checkpoint(s.source_key, s.stream_arn, self.shard_id, value)])
+
+    async def _finish(self) -> None:
+        self._save(SHARD_END)
+        # Children start only once this is on disk, so a crash can never run a child before its parent.
+        await self._state.flush()
+        log.info("%s: shard %s finished", self._settings.source_key, self.shard_id)
+        self._hooks.shard_finished(self.shard_id)
