@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from pipelined.config import FunctionConfig
+from pipelined.core.context import LambdaContext
 from pipelined.core.records import Batch, Outcome
 from pipelined.dispatch.runner import SourceRunner
-from pipelined.functions.function import FunctionRuntime, LambdaContext
+from pipelined.functions.function import Function
+from pipelined.invoke.service import InvocationKind, InvokeService
 from pipelined.observe.logs import setup_logging
 from pipelined.observe.metrics import Metrics
 from pipelined.sources.memory import MemorySource
@@ -55,12 +57,18 @@ class CheckpointingSource(MemorySource):
 async def run_pipelined(batches: int, workdir: Path, state_dir: Path) -> float:
     state = await StateStore.open(state_dir)
     config = FunctionConfig(handler="noop.handler", code=workdir, timeout=30)
-    function = FunctionRuntime("bench", config, "us-east-1")
+    function = Function("bench", config, "us-east-1")
     function.load()
     source = CheckpointingSource(state, batches)
     for i in range(batches * BATCH):
         source.put({"n": i})
-    runner = SourceRunner(function, source, Metrics().for_source("bench", "memory"), None)
+    metrics = Metrics()
+    runner = SourceRunner(
+        InvokeService(metrics).caller(function, source.name, InvocationKind.EVENT_SOURCE),
+        source,
+        metrics.for_source("bench", "memory"),
+        None,
+    )
     started = time.perf_counter()
     await runner.start()
     await source.done.wait()
@@ -72,7 +80,7 @@ async def run_pipelined(batches: int, workdir: Path, state_dir: Path) -> float:
 
 
 async def run_bare(batches: int, workdir: Path) -> float:
-    function = FunctionRuntime("bench", FunctionConfig(handler="noop.handler", code=workdir), "us-east-1")
+    function = Function("bench", FunctionConfig(handler="noop.handler", code=workdir), "us-east-1")
     function.load()
     handler = function.handler
     assert handler is not None
@@ -82,7 +90,16 @@ async def run_bare(batches: int, workdir: Path) -> float:
     events = [{"Records": [{"n": i * BATCH + j} for j in range(BATCH)]} for i in range(batches)]
     started = time.perf_counter()
     for event in events:
-        context = LambdaContext(function, "request-id", time.monotonic() + 30)
+        identity = function.identity
+        context = LambdaContext(
+            identity.name,
+            identity.arn,
+            identity.memory_mb,
+            "request-id",
+            identity.log_group,
+            identity.log_stream,
+            time.monotonic() + 30,
+        )
         outcomes.append(await loop.run_in_executor(pool, handler, event, context))
     elapsed = time.perf_counter() - started
     pool.shutdown()

@@ -1,6 +1,6 @@
 """Process isolation costs: warm invoke round trip (process vs inline) and cold start.
 
-Warm: FunctionRuntime.invoke() on a no-op sync handler, one invocation at a time, START/END/REPORT
+Warm: invoke(Function, ) on a no-op sync handler, one invocation at a time, START/END/REPORT
 formatted (logged to /dev/null at WARNING unless --log-level INFO). The difference between the two modes
 is the price of isolation per invocation: frame the event as JSON, socket round trip, run, frame the
 reply. Cold: a new function's first invocation with the zygote already running (the daemon's steady
@@ -19,26 +19,35 @@ import time
 from pathlib import Path
 
 from pipelined.config import FunctionConfig
-from pipelined.functions.function import FunctionRuntime
+from pipelined.functions.function import Function
+from pipelined.invoke.service import InvokeService
 from pipelined.observe.logs import setup_logging
 
 HANDLER = "def handler(event, context):\n    return None\n"
+SERVICE = InvokeService()
+
+
+async def invoke(function: Function, event: object) -> object:
+    """One invocation through the invoke service, as every caller makes it."""
+    return await SERVICE.invoke(function, event)
+
+
 EVENT = {"Records": [{"n": n, "body": "x" * 64} for n in range(10)]}
 
 
 async def warm(isolation: str, code: Path, invocations: int) -> float:
     """Seconds per invocation, best of three runs."""
     config = FunctionConfig(handler="noop.handler", code=code, timeout=30, isolation=isolation)
-    function = FunctionRuntime("bench", config, "us-east-1")
+    function = Function("bench", config, "us-east-1")
     function.load()
     await function.start()
     for _ in range(200):  # warm-up
-        await function.invoke(EVENT)
+        await invoke(function, EVENT)
     best = float("inf")
     for _ in range(3):
         started = time.perf_counter()
         for _ in range(invocations):
-            await function.invoke(EVENT)
+            await invoke(function, EVENT)
         best = min(best, (time.perf_counter() - started) / invocations)
     await function.close()
     return best
@@ -48,17 +57,17 @@ async def cold(code: Path, count: int) -> tuple[float, list[float]]:
     """(first spawn including the zygote start, then spawn-to-first-result of `count` new functions)."""
     config = FunctionConfig(handler="noop.handler", code=code, timeout=30, isolation="process")
     # Keeps the zygote up between the measured functions, as a running daemon does.
-    keeper = FunctionRuntime("keeper", config, "us-east-1")
+    keeper = Function("keeper", config, "us-east-1")
     keeper.load()
     started = time.perf_counter()
-    await keeper.invoke(EVENT)
+    await invoke(keeper, EVENT)
     first = time.perf_counter() - started
     times: list[float] = []
     for n in range(count):
-        function = FunctionRuntime(f"cold{n}", config, "us-east-1")
+        function = Function(f"cold{n}", config, "us-east-1")
         function.load()
         started = time.perf_counter()
-        result = await function.invoke(EVENT)
+        result = await invoke(function, EVENT)
         times.append(time.perf_counter() - started)
         assert result.ok, result.error
         await function.close()

@@ -33,13 +33,12 @@ from typing import Any
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 
+from pipelined.app.assembly import build_function, build_runner
 from pipelined.aws import AwsClients
 from pipelined.config import AwsConfig, Config, FunctionConfig
-from pipelined.dispatch.runner import SourceRunner
-from pipelined.functions.function import FunctionRuntime
+from pipelined.invoke.service import InvokeService
 from pipelined.observe.logs import setup_logging
 from pipelined.observe.metrics import Metrics
-from pipelined.sources.registry import SourceContext, build_source
 from pipelined.state import StateStore
 
 DEPTH = 100  # default; at most 200 (moto slows down the deeper its queue)
@@ -184,12 +183,12 @@ async def run_pipelined(server: Server, queue: str, total: int, concurrency: int
     state = await StateStore.open(workdir / f"state-{queue}")
     clients = AwsClients(config.aws)
     metrics = Metrics()
-    source = build_source(
-        config.functions["bench"].events[0], SourceContext("bench", config, state, clients, metrics)
+    function = build_function("bench", config, metrics)
+    function.load()
+    runner = build_runner(
+        function, config.functions["bench"].events[0], config, InvokeService(metrics), state, clients, metrics
     )
-    runtime = FunctionRuntime("bench", config.functions["bench"], REGION)
-    runtime.load()
-    runner = SourceRunner(runtime, source, metrics.for_source("bench", "bench"), None)
+    source = runner.source
     await runner.start()
     deleted = metrics.events.labels("bench", "bench", "deleted")
     finished = asyncio.Event()

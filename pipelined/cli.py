@@ -14,10 +14,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from pipelined import __version__
+from pipelined.app.assembly import build_function
 from pipelined.config import Config, load_config
 from pipelined.errors import ConfigError, PipelinedError, UsageError
-from pipelined.functions.function import FunctionRuntime
+from pipelined.functions.function import Function
+from pipelined.invoke.service import InvokeService
 from pipelined.observe.logs import setup_logging
+from pipelined.sources.registry import event_type
 from pipelined.state import StateStore
 
 EXIT_OK = 0
@@ -140,23 +143,23 @@ def _read_payload(args: argparse.Namespace) -> Any:
         ) from exc
 
 
-def _function(config: Config, name: str) -> FunctionRuntime:
+def _function(config: Config, name: str) -> Function:
     if name not in config.functions:
         known = ", ".join(sorted(config.functions))
         raise UsageError(f"no function '{name}' in {config.source_path} (functions: {known})")
-    runtime = FunctionRuntime(name, config.functions[name], config.aws.region)
-    runtime.load()
-    return runtime
+    function = build_function(name, config)
+    function.load()
+    return function
 
 
 async def _invoke(config: Config, args: argparse.Namespace, out: TextIO) -> int:
     event = _read_payload(args)
-    runtime = _function(config, args.function)
+    function = _function(config, args.function)
     try:
-        result = await runtime.invoke(event)
+        result = await InvokeService().invoke(function, event)
     finally:
-        await runtime.close()  # isolation: process: stop the worker
-    _print_json(result.value if result.ok else result.error, out)
+        await function.close()  # isolation: process: stop the worker
+    _print_json(result.value if result.error is None else result.error.payload(), out)
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
@@ -212,20 +215,22 @@ async def _dlq_command(state: StateStore, config: Config, args: argparse.Namespa
         if entry is None:
             raise UsageError(f"no parked event with id {args.id}")
         entries = [entry]
-    runtimes: dict[str, FunctionRuntime] = {}
+    runtimes: dict[str, Function] = {}
+    service = InvokeService()
     failures = 0
     try:
         for e in entries:
             if e.function not in runtimes:
                 runtimes[e.function] = _function(config, e.function)
-            result = await runtimes[e.function].invoke(e.event)
+            result = await service.invoke(runtimes[e.function], e.event)
             if result.ok:
                 await state.delete_dead_letters([e.id])
                 out.write(f"{e.id}\tredriven\n")
             else:
                 failures += 1
-                await state.mark_redrive_failed(e.id, result.error)
-                message = (result.error or {}).get("errorMessage", "")
+                error = result.error.payload() if result.error is not None else None
+                await state.mark_redrive_failed(e.id, error)
+                message = (error or {}).get("errorMessage", "")
                 out.write(f"{e.id}\tfailed again: {message}\n")
     finally:
         for runtime in runtimes.values():
@@ -273,12 +278,12 @@ async def _checkpoints(config: Config, args: argparse.Namespace, out: TextIO) ->
 def _check_stream_source(config: Config, key: str) -> None:
     function, _, name = key.partition("/")
     fn = config.functions.get(function)
-    if fn is None or not any(e.name == name and e.type in ("kinesis", "dynamodb_stream") for e in fn.events):
+    if fn is None or not any(e.name == name and event_type(e.type).checkpoints for e in fn.events):
         known = [
             f"{f}/{e.name}"
             for f, c in config.functions.items()
             for e in c.events
-            if e.type in ("kinesis", "dynamodb_stream")
+            if event_type(e.type).checkpoints
         ]
         raise UsageError(
             f"no stream source '{key}' in {config.source_path} (stream sources: {', '.join(known) or 'none'})"

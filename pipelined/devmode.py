@@ -16,21 +16,15 @@ import os
 import sys
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from pipelined.aws import AwsClients, parse_arn, resolve_queue_url
-from pipelined.config import (
-    Config,
-    DestinationConfig,
-    DynamoDBStreamSource,
-    KinesisSource,
-    S3Source,
-    SqsSource,
-)
+from pipelined.aws import AwsClients, resolve_queue_url
+from pipelined.config import Config
 from pipelined.errors import PipelinedError, UsageError
 from pipelined.observe.logs import setup_logging
+from pipelined.sources.registry import event_type
+from pipelined.sources.resources import DevResources
 from pipelined.sources.s3.via_sqs import setup_notifications
 from pipelined.sources.sqs.settle import describe
 
@@ -39,58 +33,17 @@ log = logging.getLogger("pipelined.dev")
 ENDPOINT_FILE = "dev-endpoint"
 # Dev queues get a dead-letter queue, so a poison message ends somewhere visible instead of looping.
 DLQ_MAX_RECEIVES = 3
-# Lambda's advice for a queue's visibility timeout: six times the function timeout.
-VISIBILITY_FACTOR = 6
-
-
-@dataclass
-class DevResources:
-    """What the config names and dev mode creates."""
-
-    # queue name -> visibility timeout (None: an on-failure queue, created plain)
-    queues: dict[str, int | None] = field(default_factory=dict)
-    buckets: set[str] = field(default_factory=set)
-    tables: set[str] = field(default_factory=set)
-    streams: set[str] = field(default_factory=set)
-    topics: set[str] = field(default_factory=set)
-
-
-def queue_name(ref: str) -> str:
-    """The name in a queue URL, ARN or name."""
-    if ref.startswith("arn:"):
-        return parse_arn(ref)["resource"]
-    return ref.rstrip("/").rsplit("/", 1)[-1]
-
-
-def _destination(resources: DevResources, destination: DestinationConfig | None) -> None:
-    if destination is None or destination.kind == "sqlite":
-        return
-    if destination.kind == "sns":
-        resources.topics.add(parse_arn(destination.destination)["resource"])
-    else:
-        resources.queues.setdefault(queue_name(destination.destination), None)
 
 
 def wanted_resources(config: Config) -> DevResources:
-    """Every AWS resource the config's event sources and destinations name."""
+    """Every AWS resource the config's event sources and destinations name (each event type says which)."""
     found = DevResources()
     for fn in config.functions.values():
-        _destination(found, fn.on_failure)
+        found.add_destination(fn.on_failure)
         for source in fn.events:
-            if isinstance(source, SqsSource | S3Source):
-                ref = source.queue if isinstance(source, SqsSource) else source.via.sqs
-                if isinstance(source, S3Source):
-                    found.buckets.add(source.bucket)
-                if ref is not None:
-                    wait = source.maximum_batching_window
-                    found.queues[queue_name(ref)] = int(VISIBILITY_FACTOR * fn.timeout + wait)
-            elif isinstance(source, DynamoDBStreamSource):
-                table = source.table or (source.stream_arn or "").split(":table/", 1)[-1].split("/", 1)[0]
-                found.tables.add(table)
-                _destination(found, source.on_failure)
-            elif isinstance(source, KinesisSource):
-                found.streams.add(source.stream.rsplit("/", 1)[-1])
-                _destination(found, source.on_failure)
+            add = event_type(source.type).dev_resources
+            if add is not None:
+                add(source, fn, found)
     return found
 
 

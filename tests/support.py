@@ -19,6 +19,9 @@ from typing import Any
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from pipelined.functions.function import Function
+from pipelined.invoke.service import InvokeResult, InvokeService
+
 ROOT = Path(__file__).resolve().parent.parent
 TEST_FUNCTIONS = Path(__file__).resolve().parent / "handlers"
 
@@ -255,3 +258,8 @@ class MosquittoBroker:
                 self.process.kill()
                 self.process.wait()
         self.process = None
+
+
+async def invoke(function: Function, event: Any, request_id: str | None = None) -> InvokeResult:
+    """Invoke a loaded function once through the invoke service, as `pipelined invoke` does."""
+    return await InvokeService().invoke(function, event, request_id=request_id)

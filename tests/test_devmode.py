@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from pipelined.config import load_config
-from pipelined.devmode import queue_name, wanted_resources
+from pipelined.devmode import wanted_resources
+from pipelined.sources.resources import queue_name
 from tests.support import ROOT, DaemonProcess, read_records, run_cli, wait_until, write_config
 
 

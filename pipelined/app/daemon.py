@@ -1,4 +1,11 @@
-"""The daemon's lifecycle: load -> start -> run until stopped (reloading on SIGHUP) -> drain -> close."""
+"""The daemon's lifecycle: load -> start -> run until stopped (reloading on SIGHUP) -> drain -> close.
+
+Start-up opens, in order: the state store, the AWS clients, the ops HTTP listener, then the functions and
+their event sources (app/assembly.py builds them, app/reload.py decides what a config change touches).
+Shutdown stops the event sources first, so in-flight invocations finish while their messages stay
+invisible, then the functions' workers, the listener, the AWS clients and last the state store, which
+writes the final checkpoints.
+"""
 
 from __future__ import annotations
 
@@ -7,36 +14,23 @@ import contextlib
 import logging
 import os
 import signal
-from dataclasses import dataclass
 
 from pipelined import __version__
+from pipelined.app.assembly import build_function, build_runner
+from pipelined.app.reload import RunnerKey, RunnerSpec, plan_reload
 from pipelined.app.systemd import Notifier
 from pipelined.aws import AwsClients
-from pipelined.config import Config, DestinationConfig, EventSourceConfig, FunctionConfig, load_config
-from pipelined.core.filtering import compile_patterns
-from pipelined.dispatch.destinations import Destination, make_destination
+from pipelined.config import Config, load_config
 from pipelined.dispatch.runner import SourceRunner
 from pipelined.errors import ConfigError, PipelinedError
-from pipelined.functions.function import FunctionRuntime
-from pipelined.http import HttpServer
+from pipelined.functions.function import Function
+from pipelined.http.ops import HttpServer
+from pipelined.invoke.service import InvokeService
 from pipelined.observe.logs import setup_logging
 from pipelined.observe.metrics import Metrics
-from pipelined.sources.registry import SourceContext, build_source
 from pipelined.state import StateStore
 
 log = logging.getLogger("pipelined.daemon")
-
-# SQS sources retry through the queue's own redrive policy; everything else retries in the daemon.
-UPSTREAM_RETRY_TYPES = frozenset({"sqs"})
-DEFAULT_DESTINATION = DestinationConfig(destination="sqlite")
-
-
-@dataclass(frozen=True, slots=True)
-class _RunnerSpec:
-    """What a running source was built from, to tell on reload whether it changed."""
-
-    function: FunctionConfig
-    source: EventSourceConfig
 
 
 class Daemon:
@@ -46,9 +40,10 @@ class Daemon:
         self.config = config
         self.metrics = Metrics()
         self.notifier = Notifier()
-        self.functions: dict[str, FunctionRuntime] = {}
-        self.runners: dict[tuple[str, str], SourceRunner] = {}
-        self._specs: dict[tuple[str, str], _RunnerSpec] = {}
+        self.service = InvokeService(self.metrics)
+        self.functions: dict[str, Function] = {}
+        self.runners: dict[RunnerKey, SourceRunner] = {}
+        self._specs: dict[RunnerKey, RunnerSpec] = {}
         self._stop = asyncio.Event()
         self._reload = asyncio.Event()
         self._signals = 0
@@ -85,6 +80,7 @@ class Daemon:
             loop.add_signal_handler(signum, self._on_stop_signal, signum)
         loop.add_signal_handler(signal.SIGHUP, self._on_reload_signal)
         try:
+            # Start-up: stores and listener first, then functions and sources.
             try:
                 await self._startup()
             except PipelinedError as exc:
@@ -98,7 +94,9 @@ class Daemon:
                 self.config.http.host,
                 self.http.port if self.http else 0,
             )
+            # Main loop: watchdog pings and reloads until a stop signal.
             await self._main_loop()
+            # Shutdown: sources drain first (in-flight invocations finish), then everything else closes.
             self.notifier.stopping()
             await self._drain()
         finally:
@@ -116,7 +114,7 @@ class Daemon:
             await self.http.start()
         except OSError as exc:
             raise PipelinedError(f"cannot listen on {http.listen}: {exc}") from exc
-        await self._apply(self.config)
+        await self._apply(self.config, initial=True)
         self._started = True
 
     def _readiness(self) -> tuple[bool, dict[str, bool]]:
@@ -142,6 +140,7 @@ class Daemon:
         await asyncio.gather(*(r.stop(self.config.shutdown_timeout) for r in runners), return_exceptions=True)
 
     async def _close(self) -> None:
+        # Reverse order of start-up: workers, listener, AWS clients, and the state store last.
         functions = list(self.functions.values())
         await asyncio.gather(
             *(f.close(self.config.shutdown_timeout) for f in functions), return_exceptions=True
@@ -153,92 +152,53 @@ class Daemon:
         if self.state is not None:
             await self.state.close()
 
-    # --- building and reloading --------------------------------------------------------------------------
+    # --- applying a config ------------------------------------------------------------------------------
 
-    def _wanted(self, config: Config) -> dict[tuple[str, str], _RunnerSpec]:
-        wanted: dict[tuple[str, str], _RunnerSpec] = {}
-        for name, function in config.functions.items():
-            for source in function.events:
-                if source.enabled:
-                    assert source.name is not None
-                    wanted[(name, source.name)] = _RunnerSpec(function, source)
-        return wanted
-
-    def _destination(self, function: FunctionConfig, source: EventSourceConfig) -> Destination | None:
+    async def _apply(self, config: Config, initial: bool = False) -> None:
+        """Make the running functions and runners match `config` (app/reload.py decides what changes)."""
         assert self.state is not None and self.aws is not None
-        if source.type in UPSTREAM_RETRY_TYPES:
-            return None
-        chosen = getattr(source, "on_failure", None) or function.on_failure or DEFAULT_DESTINATION
-        return make_destination(chosen, self.state, self.aws)
-
-    def _runner(self, runtime: FunctionRuntime, spec: _RunnerSpec, config: Config) -> SourceRunner:
-        assert self.state is not None and self.aws is not None
-        ctx = SourceContext(runtime.name, config, self.state, self.aws, self.metrics)
-        source = build_source(spec.source, ctx)
-        patterns = getattr(spec.source, "filter_patterns", None)
-        return SourceRunner(
-            runtime,
-            source,
-            self.metrics.for_source(runtime.name, source.name),
-            self._destination(spec.function, spec.source),
-            compile_patterns(patterns) if patterns else None,
-        )
-
-    async def _apply(self, config: Config) -> None:
-        """Make the running runners match `config`: stop removed/changed ones, start new/changed ones."""
-        wanted = self._wanted(config)
-        # New AWS or MQTT connection settings reach every source: restart them all.
-        connections_changed = (config.aws, config.mqtt) != (self.config.aws, self.config.mqtt)
-        changed_functions = {
-            name
-            for name, fn in config.functions.items()
-            if connections_changed
-            or name not in self.functions
-            or _without_events(self.functions[name].config) != _without_events(fn)
-        }
-        stale = [
-            key
-            for key, spec in self._specs.items()
-            if key not in wanted or wanted[key] != spec or key[0] in changed_functions
-        ]
+        loaded = {name: fn.config for name, fn in self.functions.items()}
+        plan = plan_reload(None if initial else self.config, config, loaded, self._specs)
         # Build everything new before stopping anything, so a handler that fails to import leaves
         # the running pipeline untouched.
-        new_functions = {
-            name: FunctionRuntime(
-                name, config.functions[name], config.aws.region, self.metrics.for_function(name)
-            )
-            for name in changed_functions
-        }
-        for runtime in new_functions.values():
-            runtime.load()
+        new_functions = {name: build_function(name, config, self.metrics) for name in plan.build}
+        for function in new_functions.values():
+            function.load()
         functions = {n: f for n, f in self.functions.items() if n in config.functions} | new_functions
-        to_start = [key for key in wanted if key not in self._specs or key in stale]
         previous_aws = self.aws
-        if self.aws is not None and config.aws != self.config.aws:
+        if plan.aws_changed:
             self.aws = AwsClients(config.aws)
         try:
-            new_runners = {key: self._runner(functions[key[0]], wanted[key], config) for key in to_start}
+            new_runners = {
+                key: build_runner(
+                    functions[key[0]], spec.source, config, self.service, self.state, self.aws, self.metrics
+                )
+                for key, spec in plan.start
+            }
         except BaseException:
             self.aws = previous_aws
             raise
         # Process isolation: provisioned workers start (and the handler is proven to import) here.
         await _start_functions(list(new_functions.values()))
-        retired = [f for n, f in self.functions.items() if n not in config.functions or n in new_functions]
-        if stale:
-            log.info("stopping %d event source(s): %s", len(stale), ", ".join(f"{f}/{s}" for f, s in stale))
-            old = [self.runners.pop(key) for key in stale if key in self.runners]
+        retired = [f for n, f in self.functions.items() if n in plan.retire]
+        if plan.stop:
+            log.info(
+                "stopping %d event source(s): %s", len(plan.stop), ", ".join(f"{f}/{s}" for f, s in plan.stop)
+            )
+            old = [self.runners.pop(key) for key in plan.stop if key in self.runners]
             await asyncio.gather(*(r.stop(config.shutdown_timeout) for r in old), return_exceptions=True)
-            for key in stale:
+            for key in plan.stop:
                 self._specs.pop(key, None)
         self.functions = functions
-        if previous_aws is not None and previous_aws is not self.aws:
+        self.service.replace(functions)
+        if previous_aws is not self.aws:
             await previous_aws.close()  # every runner using it was restarted above
         # After their runners drained: a removed or changed function's workers have nothing in flight.
         await asyncio.gather(*(f.close(config.shutdown_timeout) for f in retired), return_exceptions=True)
         for key, runner in new_runners.items():
             await runner.start()
             self.runners[key] = runner
-            self._specs[key] = wanted[key]
+            self._specs[key] = dict(plan.start)[key]
             log.info("started %s", runner.key)
         self.config = config
 
@@ -264,17 +224,13 @@ class Daemon:
         return True
 
 
-async def _start_functions(runtimes: list[FunctionRuntime]) -> None:
+async def _start_functions(functions: list[Function]) -> None:
     """Start new functions; if one cannot (its handler fails to initialise), stop them all and raise."""
-    results = await asyncio.gather(*(r.start() for r in runtimes), return_exceptions=True)
+    results = await asyncio.gather(*(f.start() for f in functions), return_exceptions=True)
     failed = [r for r in results if isinstance(r, BaseException)]
     if failed:
-        await asyncio.gather(*(r.close(0) for r in runtimes), return_exceptions=True)
+        await asyncio.gather(*(f.close(0) for f in functions), return_exceptions=True)
         raise failed[0]
-
-
-def _without_events(function: FunctionConfig) -> FunctionConfig:
-    return function.model_copy(update={"events": []})
 
 
 def run_daemon(config: Config) -> int:

@@ -1,12 +1,50 @@
-"""Lambda's error objects shared by inline invocations and worker processes (no heavy imports)."""
+"""Lambda's error object: what a failed invocation returns, written once for inline and worker invocations.
+
+Only the standard library is imported: worker processes import this module in the zygote.
+"""
 
 from __future__ import annotations
 
 import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 
-def handler_error(exc: BaseException, own_frames: tuple[str, ...]) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class LambdaError:
+    """Lambda's error object: `errorType`, `errorMessage` and, for function errors, `stackTrace`."""
+
+    error_type: str
+    error_message: str
+    # None for errors pipelined reports about a response or a record (no stack to show).
+    stack_trace: tuple[str, ...] | None = ()
+
+    def payload(self) -> dict[str, Any]:
+        """The JSON object Lambda returns (and pipelined stores, prints and sends to destinations)."""
+        out: dict[str, Any] = {"errorMessage": self.error_message, "errorType": self.error_type}
+        if self.stack_trace is not None:
+            out["stackTrace"] = list(self.stack_trace)
+        return out
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """Read a field by its JSON name, as from the payload."""
+        return self.payload().get(key, default)
+
+    @classmethod
+    def from_payload(cls, value: Any) -> LambdaError:
+        """An error object received from a process running arbitrary code, checked field by field."""
+        if isinstance(value, Mapping) and isinstance(value.get("errorType"), str):
+            trace = value.get("stackTrace")
+            return cls(
+                value["errorType"],
+                str(value.get("errorMessage", "")),
+                tuple(str(line) for line in trace) if isinstance(trace, list) else (),
+            )
+        return cls("Runtime.InvalidResponse", "worker sent a malformed error")
+
+
+def handler_error(exc: BaseException, own_frames: tuple[str, ...]) -> LambdaError:
     """Lambda's error object for an exception raised by handler code, with the handler's frames only.
 
     `own_frames` are path prefixes of the caller's frames (thread hand-off, asyncio, the worker loop)
@@ -15,17 +53,9 @@ def handler_error(exc: BaseException, own_frames: tuple[str, ...]) -> dict[str, 
     frames = traceback.extract_tb(exc.__traceback__)
     while frames and frames[0].filename.startswith(own_frames):
         frames.pop(0)
-    return {
-        "errorMessage": str(exc),
-        "errorType": type(exc).__name__,
-        "stackTrace": traceback.format_list(frames),
-    }
+    return LambdaError(type(exc).__name__, str(exc), tuple(traceback.format_list(frames)))
 
 
-def timed_out(timeout: float) -> dict[str, Any]:
+def timed_out(timeout: float) -> LambdaError:
     """The handler ran past the function timeout."""
-    return {
-        "errorMessage": f"Task timed out after {timeout:.2f} seconds",
-        "errorType": "Sandbox.Timedout",
-        "stackTrace": [],
-    }
+    return LambdaError("Sandbox.Timedout", f"Task timed out after {timeout:.2f} seconds")

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipelined.core.lambda_errors import LambdaError
+
 
 class PartialFailureMode(enum.Enum):
     """How a `batchItemFailures` response maps to the records that must be retried."""
@@ -44,6 +46,9 @@ class Batch:
     partial_failure_mode: PartialFailureMode | None = None
     # Source-private data for settling the batch as a whole (shard id, lease, ...).
     settle_token: Any = field(default=None, compare=False)
+    # Set by a source that cannot turn what it received into an event (a malformed notification): the
+    # dispatcher sends the batch to the on-failure destination without invoking the function.
+    rejection: LambdaError | None = None
 
     def event(self) -> Any:
         """Build the event the handler receives."""
@@ -53,7 +58,7 @@ class Batch:
 
     def subset(self, records: tuple[Record, ...]) -> Batch:
         """The same batch restricted to `records` (for retries and bisection)."""
-        return Batch(records, self.wrap_records, self.partial_failure_mode, self.settle_token)
+        return Batch(records, self.wrap_records, self.partial_failure_mode, self.settle_token, self.rejection)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,4 +73,4 @@ class Outcome:
     # Did not match the filter patterns; settled like successes but never invoked.
     filtered: tuple[Record, ...] = ()
     # The last invocation error, if any, for logs.
-    error: Mapping[str, Any] | None = None
+    error: LambdaError | None = None

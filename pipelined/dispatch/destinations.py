@@ -6,12 +6,13 @@ import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from pipelined.aws import AwsClients, resolve_queue_url
 from pipelined.config import DestinationConfig
+from pipelined.core.lambda_errors import LambdaError
 from pipelined.core.records import Batch
+from pipelined.core.timestamps import now_millis
 from pipelined.errors import DestinationError
 from pipelined.state import NewDeadLetter, StateStore
 
@@ -24,7 +25,7 @@ class FailedBatch:
     function_arn: str
     source: str
     batch: Batch
-    error: Mapping[str, Any] | None
+    error: LambdaError | None
     condition: str
     # Lambda's approximateInvokeCount: retries + 1.
     invoke_count: int
@@ -48,12 +49,12 @@ def failure_record(failed: FailedBatch) -> dict[str, Any]:
             "functionError": "Unhandled",
         },
         "version": "1.0",
-        "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "timestamp": now_millis(),
     }
     record.update(failed.context)
     if "requestPayload" in failed.context and failed.error is not None:
         # Async invocations carry the function's error as the response payload.
-        record["responsePayload"] = dict(failed.error)
+        record["responsePayload"] = failed.error.payload()
     return record
 
 
@@ -75,7 +76,7 @@ class SqliteDestination:
             function=failed.function,
             source=failed.source,
             event=failed.batch.event(),
-            error=failed.error,
+            error=failed.error.payload() if failed.error is not None else None,
             failure_record=failure_record(failed),
             condition=failed.condition,
             attempts=failed.invoke_count,

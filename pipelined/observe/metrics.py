@@ -120,6 +120,15 @@ class Metrics:
             events={o: self.events.labels(function, source, o) for o in EVENT_OUTCOMES},
         )
 
+    def for_invocations(self, function: str, source: str) -> InvocationMetrics:
+        """Label children for one caller of a function (the invoke service records these)."""
+        return InvocationMetrics(
+            invocations=self.invocations.labels(function, source),
+            errors=self.errors.labels(function, source),
+            throttles=self.throttles.labels(function, source),
+            duration=self.duration.labels(function, source),
+        )
+
     def for_function(self, function: str) -> FunctionMetrics:
         """Label children for one function's worker pool."""
         return FunctionMetrics(
@@ -129,6 +138,16 @@ class Metrics:
             worker_restarts=self.worker_restarts,
             workers=self.workers.labels(function),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationMetrics:
+    """The metric children the invoke service records for one caller of one function."""
+
+    invocations: Counter
+    errors: Counter
+    throttles: Counter
+    duration: Histogram
 
 
 @dataclass(frozen=True, slots=True)

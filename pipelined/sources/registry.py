@@ -1,4 +1,7 @@
-"""Event sources, one module each, all behind the `Source` protocol in `base`."""
+"""The event types pipelined knows: one entry each, naming its config model, its factory and its traits.
+
+A new event type is its config model (config/events.py), its source module, and one entry here.
+"""
 
 from __future__ import annotations
 
@@ -6,47 +9,73 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipelined.aws import AwsClients
-from pipelined.config import Config, EventSourceConfig
+from pipelined.config import (
+    DynamoDBStreamSource,
+    EventSourceConfig,
+    FunctionConfig,
+    KinesisSource,
+    MqttConfig,
+    MqttSource,
+    S3Source,
+    ScheduleSource,
+    SqsSource,
+)
+from pipelined.core.identity import FunctionIdentity
 from pipelined.errors import SourceError
-from pipelined.observe.metrics import Metrics
-from pipelined.sources.base import Source
+from pipelined.observe.metrics import SourceMetrics
+from pipelined.sources.base import PushSource, Source
+from pipelined.sources.resources import DevResources
 from pipelined.state import StateStore
 
 
 @dataclass(frozen=True, slots=True)
 class SourceContext:
-    """What a source may need from the daemon: the config, the state store, AWS clients."""
+    """What a source is given: its function's identity and limits, the stores and connections it uses."""
 
-    function: str
-    config: Config
+    function: FunctionIdentity
+    # The function's reserved_concurrency: no source may run more batches at once than this.
+    reserved_concurrency: int | None
     state: StateStore
     aws: AwsClients
-    # The daemon's metrics, for counts only the source can make (SQS "deleted", S3 records filtered).
-    metrics: Metrics | None = None
+    mqtt: MqttConfig
+    # This source's own metric children, for counts only the source can make (SQS "deleted", ...).
+    metrics: SourceMetrics
 
 
-SourceFactory = Callable[[EventSourceConfig, SourceContext], Source]
+SourceFactory = Callable[[EventSourceConfig, SourceContext], Source | PushSource]
+# Adds what dev mode must create for one source of one function.
+DevResourcesOf = Callable[[EventSourceConfig, FunctionConfig, DevResources], None]
+
+
+@dataclass(frozen=True, slots=True)
+class EventType:
+    """One kind of event source."""
+
+    name: str
+    model: type
+    build: SourceFactory
+    # True: the upstream retries failed records (SQS redrive); else the daemon does, then on_failure.
+    upstream_retries: bool = False
+    # True: the source keeps stream checkpoints (`pipelined checkpoints`).
+    checkpoints: bool = False
+    dev_resources: DevResourcesOf | None = None
 
 
 def _schedule(cfg: EventSourceConfig, ctx: SourceContext) -> Source:
-    from pipelined.config import ScheduleSource
     from pipelined.sources.schedule import ScheduleEventSource
 
     assert isinstance(cfg, ScheduleSource)
-    return ScheduleEventSource(ctx.function, cfg, ctx.state, ctx.config.aws.region)
+    return ScheduleEventSource(ctx.function.name, cfg, ctx.state, ctx.function.region, ctx.function.account)
 
 
 def _sqs(cfg: EventSourceConfig, ctx: SourceContext) -> Source:
-    from pipelined.config import SqsSource
     from pipelined.sources.sqs.source import sqs_source
 
     assert isinstance(cfg, SqsSource)
     return sqs_source(cfg, ctx)
 
 
-def _s3(cfg: EventSourceConfig, ctx: SourceContext) -> Source:
-    from pipelined.config import S3Source
-
+def _s3(cfg: EventSourceConfig, ctx: SourceContext) -> Source | PushSource:
     assert isinstance(cfg, S3Source)
     if cfg.via.sqs is not None:
         from pipelined.sources.s3.via_sqs import s3_via_sqs_source
@@ -57,44 +86,78 @@ def _s3(cfg: EventSourceConfig, ctx: SourceContext) -> Source:
     return build_s3_via_mqtt(cfg, ctx)
 
 
-def _mqtt(cfg: EventSourceConfig, ctx: SourceContext) -> Source:
+def _mqtt(cfg: EventSourceConfig, ctx: SourceContext) -> PushSource:
     from pipelined.sources.mqtt.source import build_mqtt
 
     return build_mqtt(cfg, ctx)
 
 
-def _dynamodb_stream(cfg: EventSourceConfig, ctx: SourceContext) -> Source:
-    from pipelined.config import DynamoDBStreamSource
+def _dynamodb_stream(cfg: EventSourceConfig, ctx: SourceContext) -> PushSource:
     from pipelined.sources.streams.dynamodb import dynamodb_stream_source
 
     assert isinstance(cfg, DynamoDBStreamSource)
     return dynamodb_stream_source(ctx.function, cfg, ctx.state, ctx.aws)
 
 
-def _kinesis(cfg: EventSourceConfig, ctx: SourceContext) -> Source:
-    from pipelined.config import KinesisSource
+def _kinesis(cfg: EventSourceConfig, ctx: SourceContext) -> PushSource:
     from pipelined.sources.streams.kinesis import kinesis_source
 
     assert isinstance(cfg, KinesisSource)
     return kinesis_source(ctx.function, cfg, ctx.state, ctx.aws)
 
 
-FACTORIES: dict[str, SourceFactory] = {
-    "schedule": _schedule,
-    "sqs": _sqs,
-    "s3": _s3,
-    "mqtt": _mqtt,
-    "dynamodb_stream": _dynamodb_stream,
-    "kinesis": _kinesis,
+def _dev_sqs(cfg: EventSourceConfig, fn: FunctionConfig, found: DevResources) -> None:
+    from pipelined.sources.sqs.source import dev_resources
+
+    dev_resources(cfg, fn, found)
+
+
+def _dev_s3(cfg: EventSourceConfig, fn: FunctionConfig, found: DevResources) -> None:
+    from pipelined.sources.s3.via_sqs import dev_resources
+
+    dev_resources(cfg, fn, found)
+
+
+def _dev_stream(cfg: EventSourceConfig, fn: FunctionConfig, found: DevResources) -> None:
+    from pipelined.sources.streams.engine import dev_resources
+
+    dev_resources(cfg, fn, found)
+
+
+EVENT_TYPES: dict[str, EventType] = {
+    entry.name: entry
+    for entry in (
+        EventType("schedule", ScheduleSource, _schedule),
+        EventType("sqs", SqsSource, _sqs, upstream_retries=True, dev_resources=_dev_sqs),
+        EventType(
+            "dynamodb_stream",
+            DynamoDBStreamSource,
+            _dynamodb_stream,
+            checkpoints=True,
+            dev_resources=_dev_stream,
+        ),
+        EventType("kinesis", KinesisSource, _kinesis, checkpoints=True, dev_resources=_dev_stream),
+        EventType("s3", S3Source, _s3, dev_resources=_dev_s3),
+        EventType("mqtt", MqttSource, _mqtt),
+    )
 }
 
 
-def build_source(cfg: EventSourceConfig, ctx: SourceContext) -> Source:
-    """The source object for one `events:` entry of a function."""
-    factory = FACTORIES.get(cfg.type)
-    if factory is None:
+def event_type(name: str) -> EventType:
+    """The registry entry of an event source type; SourceError naming the supported ones if unknown."""
+    entry = EVENT_TYPES.get(name)
+    if entry is None:
         raise SourceError(
-            f"function {ctx.function}: event source type '{cfg.type}' is not supported by this version "
-            f"of pipelined (supported: {', '.join(sorted(FACTORIES))})"
+            f"event source type '{name}' is not supported by this version "
+            f"of pipelined (supported: {', '.join(sorted(EVENT_TYPES))})"
         )
-    return factory(cfg, ctx)
+    return entry
+
+
+def build_source(cfg: EventSourceConfig, ctx: SourceContext) -> Source | PushSource:
+    """The source object for one `events:` entry of a function."""
+    try:
+        entry = event_type(cfg.type)
+    except SourceError as exc:
+        raise SourceError(f"function {ctx.function.name}: {exc}") from None
+    return entry.build(cfg, ctx)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipelined.config import ScheduleSource as ScheduleConfig
+from pipelined.core.identity import DEFAULT_ACCOUNT_ID, rule_arn
 from pipelined.core.records import Batch, Outcome, Record
 from pipelined.core.retry import RetryPolicy
 from pipelined.core.schedules import (
@@ -20,7 +21,7 @@ from pipelined.core.schedules import (
     parse_schedule,
     validate_timezone,
 )
-from pipelined.functions.function import ACCOUNT_ID
+from pipelined.core.timestamps import iso_seconds
 from pipelined.state import StateStore
 
 log = logging.getLogger("pipelined.sources.schedule")
@@ -29,10 +30,6 @@ log = logging.getLogger("pipelined.sources.schedule")
 MAX_CATCH_UP = 1000
 # Firings may overlap when a handler outlasts the interval, as with EventBridge's async invokes.
 SCHEDULE_CONCURRENCY = 10
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class ScheduleEventSource:
@@ -47,6 +44,7 @@ class ScheduleEventSource:
         config: ScheduleConfig,
         state: StateStore,
         region: str,
+        account: str = DEFAULT_ACCOUNT_ID,
         clock: Callable[[], float] = time.time,
     ) -> None:
         assert config.name is not None
@@ -55,7 +53,8 @@ class ScheduleEventSource:
         self.config = config
         self.state = state
         self.region = region
-        self.rule_arn = f"arn:aws:events:{region}:{ACCOUNT_ID}:rule/{function}-{config.name}"
+        self.account = account
+        self.rule_arn = rule_arn(region, account, f"{function}-{config.name}")
         self.state_key = f"{function}/{config.name}"
         self.expression: ScheduleExpression = parse_schedule(config.expression)
         self.timezone = validate_timezone(config.timezone)
@@ -114,7 +113,7 @@ class ScheduleEventSource:
         last_fire = await self.state.last_fire(self.state_key)
         self._plan(last_fire, self._clock())
         if self._next is not None:
-            log.info("%s: next firing at %s", self.state_key, _iso(self._next))
+            log.info("%s: next firing at %s", self.state_key, iso_seconds(self._next))
 
     async def poll(self) -> Batch | None:
         async with self._lock:
@@ -149,13 +148,13 @@ class ScheduleEventSource:
                 "id": str(uuid.uuid4()),
                 "detail-type": "Scheduled Event",
                 "source": "aws.events",
-                "account": ACCOUNT_ID,
-                "time": _iso(fire_time),
+                "account": self.account,
+                "time": iso_seconds(fire_time),
                 "region": self.region,
                 "resources": [self.rule_arn],
                 "detail": {},
             }
-        record = Record(id=f"{self.state_key}@{_iso(fire_time)}", payload=event, arrived_at=fire_time)
+        record = Record(id=f"{self.state_key}@{iso_seconds(fire_time)}", payload=event, arrived_at=fire_time)
         return Batch((record,), wrap_records=False)
 
     async def settle(self, batch: Batch, outcome: Outcome) -> None:

@@ -19,11 +19,12 @@ from pipelined.core.retry import RetryPolicy
 from pipelined.dispatch.destinations import SqliteDestination, SqsDestination
 from pipelined.dispatch.runner import SourceRunner
 from pipelined.errors import DestinationError
-from pipelined.functions.function import FunctionRuntime
+from pipelined.functions.function import Function
+from pipelined.invoke.service import InvocationKind, InvokeService
 from pipelined.observe.metrics import Metrics
 from pipelined.sources.memory import MemorySource
 from pipelined.state import StateStore
-from tests.support import TEST_FUNCTIONS, TEST_ISOLATION, until
+from tests.support import TEST_FUNCTIONS, TEST_ISOLATION, invoke, until
 
 
 @pytest.fixture
@@ -33,7 +34,7 @@ async def state(tmp_path: Path) -> AsyncIterator[StateStore]:
     await store.close()
 
 
-_RUNTIMES: list[FunctionRuntime] = []
+_RUNTIMES: list[Function] = []
 
 
 @pytest_asyncio.fixture(autouse=True, loop_scope="function")
@@ -44,24 +45,23 @@ async def _close_runtimes() -> AsyncIterator[None]:
         await _RUNTIMES.pop().close(0)
 
 
-def runtime(handler: str, **options: Any) -> FunctionRuntime:
+def runtime(handler: str, **options: Any) -> Function:
     if TEST_ISOLATION:
         options["isolation"] = TEST_ISOLATION
         calls_file = Path(tempfile.mkdtemp()) / "calls.jsonl"
         options["environment"] = {"CALLS_FILE": str(calls_file), **options.get("environment", {})}
     config = FunctionConfig(handler=f"batch_handlers.{handler}", code=TEST_FUNCTIONS, **options)
-    fn = FunctionRuntime("fn", config, "eu-west-1")
+    fn = Function("fn", config, "eu-west-1")
     fn.load()
     _RUNTIMES.append(fn)
     return fn
 
 
-def runner(
-    fn: FunctionRuntime, source: MemorySource, state: StateStore | None = None, **kw: Any
-) -> SourceRunner:
+def runner(fn: Function, source: MemorySource, state: StateStore | None = None, **kw: Any) -> SourceRunner:
     metrics = Metrics()
     destination = SqliteDestination(state) if state is not None else None
-    r = SourceRunner(fn, source, metrics.for_source(fn.name, source.name), destination, **kw)
+    caller = InvokeService(metrics).caller(fn, source.name, InvocationKind.EVENT_SOURCE)
+    r = SourceRunner(caller, source, metrics.for_source(fn.name, source.name), destination, **kw)
     r.metrics_registry = metrics  # type: ignore[attr-defined]
     return r
 
@@ -125,7 +125,7 @@ async def test_invalid_partial_responses_fail_the_whole_batch(response: Any) -> 
     outcome = await r.deliver(batch_of({"id": "a", "response": response}, {"id": "b"}))
     assert [x.id for x in outcome.failed] == ["a", "b"]
     assert outcome.succeeded == ()
-    assert outcome.error is not None and outcome.error["errorType"] == "InvalidResponse"
+    assert outcome.error is not None and outcome.error.error_type == "InvalidResponse"
 
 
 async def test_reported_items_fail_and_the_rest_succeed() -> None:
@@ -227,7 +227,7 @@ async def test_undeliverable_failure_record_leaves_records_failed_not_lost(tmp_p
         source = MemorySource(retry_policy=policy)
         fn = runtime("poison")
         r = SourceRunner(
-            fn,
+            InvokeService(metrics).caller(fn, "memory", InvocationKind.EVENT_SOURCE),
             source,
             metrics.for_source("fn", "memory"),
             SqsDestination(clients, "http://127.0.0.1:9/000000000000/dlq"),
@@ -255,8 +255,12 @@ async def test_bisect_holds_back_the_rest_when_a_half_is_left_for_redelivery() -
     # parked, everything after it stays failed, uninvoked, for the source to redeliver in order.
     policy = RetryPolicy(maximum_retry_attempts=0, bisect_on_error=True)
     fn = runtime("poison")
+    metrics = Metrics()
     r = SourceRunner(
-        fn, MemorySource(retry_policy=policy), Metrics().for_source("fn", "m"), _UnreachableDestination()
+        InvokeService(metrics).caller(fn, "m", InvocationKind.EVENT_SOURCE),
+        MemorySource(retry_policy=policy),
+        metrics.for_source("fn", "m"),
+        _UnreachableDestination(),
     )
     payloads = [{"id": str(i), "poison": i == 1} for i in range(8)]
     outcome = await r.deliver(batch_of(*payloads, mode=PartialFailureMode.FROM_LOWEST))
@@ -324,7 +328,7 @@ async def test_stuck_sync_handler_times_out_without_blocking_the_loop() -> None:
     outcome = await r.deliver(batch_of({"id": "a", "sleep": 3}, mode=None))
     elapsed = time.monotonic() - started
     ticker.cancel()
-    assert outcome.error == {
+    assert outcome.error is not None and outcome.error.payload() == {
         "errorMessage": "Task timed out after 1.00 seconds",
         "errorType": "Sandbox.Timedout",
         "stackTrace": [],
@@ -337,7 +341,7 @@ async def test_function_environment_is_visible_only_during_its_invocations() -> 
     import os
 
     fn = runtime("environment", environment={"GREETING": "bonjour"})
-    result = await fn.invoke({})
+    result = await invoke(fn, {})
     assert result.value == {
         "GREETING": "bonjour",
         "AWS_LAMBDA_FUNCTION_NAME": "fn",
@@ -349,5 +353,5 @@ async def test_function_environment_is_visible_only_during_its_invocations() -> 
 
 async def test_async_handler_timeout_is_enforced() -> None:
     fn = runtime("sleep_async", timeout=1)
-    result = await fn.invoke({"Records": [{"sleep": 5}]})
-    assert result.error is not None and result.error["errorType"] == "Sandbox.Timedout"
+    result = await invoke(fn, {"Records": [{"sleep": 5}]})
+    assert result.error is not None and result.error.error_type == "Sandbox.Timedout"

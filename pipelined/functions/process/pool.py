@@ -8,15 +8,15 @@ import math
 import os
 import socket
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
+from pipelined.core.lambda_errors import LambdaError
 from pipelined.errors import HandlerLoadError, WorkerError
 from pipelined.functions.process import failures, protocol
 from pipelined.functions.process.channel import Exited, TimedOut, WorkerProcess, peak_rss_kb
 from pipelined.functions.process.forkserver import ForkServer
 from pipelined.functions.process.spec import WorkerSpec
+from pipelined.functions.runtime import Execution, Reply
 from pipelined.observe.metrics import FunctionMetrics
 
 log = logging.getLogger("pipelined.isolation")
@@ -25,43 +25,12 @@ log = logging.getLogger("pipelined.isolation")
 EXIT_REPORT_TIMEOUT = 2.0
 
 
-@dataclass(frozen=True, slots=True)
-class Lease:
-    """A worker ready for one invocation, or the init error that left none."""
-
-    worker: WorkerProcess | None
-    # Set on a worker's first invocation after an on-demand cold start (REPORT's Init Duration).
-    init_duration_ms: float | None = None
-    error: Mapping[str, Any] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """What one isolated invocation returned or raised, or how its worker failed."""
-
-    value: Any
-    error: Mapping[str, Any] | None
-    max_memory_mb: int | None
-
-
 def _mb(kb: int) -> int | None:
     return math.ceil(kb / 1024) if kb else None
 
 
-def _error_object(error: Any) -> dict[str, Any]:
-    """A worker's error object, checked: it comes from a process running arbitrary code."""
-    if isinstance(error, dict) and isinstance(error.get("errorType"), str):
-        trace = error.get("stackTrace")
-        return {
-            "errorMessage": str(error.get("errorMessage", "")),
-            "errorType": error["errorType"],
-            "stackTrace": [str(line) for line in trace] if isinstance(trace, list) else [],
-        }
-    return {"errorMessage": "worker sent a malformed error", "errorType": "Runtime.InvalidResponse"}
-
-
 class WorkerPool:
-    """The worker processes of one function (FunctionRuntime delegates here with `isolation: process`)."""
+    """The worker processes of one function: leased one invocation at a time (ProcessRuntime drives it)."""
 
     def __init__(self, spec: WorkerSpec, metrics: FunctionMetrics | None = None) -> None:
         self.spec = spec
@@ -97,9 +66,7 @@ class WorkerPool:
         if errors:
             await self.close(0)
             error = errors[0]
-            raise HandlerLoadError(
-                f"function {self.spec.name}: {error['errorType']}: {error['errorMessage']}"
-            )
+            raise HandlerLoadError(f"function {self.spec.name}: {error.error_type}: {error.error_message}")
 
     async def close(self, timeout: float = 10.0) -> None:
         """Stop every worker once its in-flight invocation is done (killing it after `timeout`)."""
@@ -123,23 +90,23 @@ class WorkerPool:
 
     # --- invocations ------------------------------------------------------------------------------------
 
-    async def lease(self, request_id: str) -> Lease:
+    async def lease(self, request_id: str) -> Execution:
         """Take the warmest idle worker, or start one (a cold start)."""
         while self._idle and self._idle[-1].lost.done():
             self._idle.pop()  # died while idle; its exit is still being processed
         if self._idle:
             worker = self._idle.pop()
         elif self._closing:
-            return Lease(None, error=failures.unavailable(request_id, "the function is shutting down"))
+            return Execution(error=failures.unavailable(request_id, "the function is shutting down"))
         else:
             started = await self._start_worker(False, request_id)
             if not isinstance(started, WorkerProcess):
-                return Lease(None, error=started)
+                return Execution(error=started)
             worker = started
         if worker.report_init:
             worker.report_init = False
-            return Lease(worker, worker.init_duration_ms)
-        return Lease(worker)
+            return Execution(worker, worker.init_duration_ms)
+        return Execution(worker)
 
     async def run(self, worker: WorkerProcess, event: Any, request_id: str, timeout: float) -> Reply:
         """Invoke the leased `worker` once; never raises for handler errors, timeouts or crashes."""
@@ -175,7 +142,11 @@ class WorkerPool:
             return Reply(None, failures.exited(request_id, answer.status), _mb(worker.rss_kb))
         self._release(worker)
         error = answer.get("error")
-        return Reply(answer.get("value"), None if error is None else _error_object(error), _mb(worker.rss_kb))
+        return Reply(
+            answer.get("value"),
+            None if error is None else LambdaError.from_payload(error),
+            _mb(worker.rss_kb),
+        )
 
     def _expire(self, worker: WorkerProcess) -> None:
         # Read the peak while the process still exists: REPORT's Max Memory Used stays real.
@@ -192,7 +163,7 @@ class WorkerPool:
             self._fork = ForkServer.acquire()
         return self._fork
 
-    async def _start_worker(self, provisioned: bool, request_id: str) -> WorkerProcess | dict[str, Any]:
+    async def _start_worker(self, provisioned: bool, request_id: str) -> WorkerProcess | LambdaError:
         """Fork a worker and wait for its handler import; returns it, or Lambda's error object."""
         loop = asyncio.get_running_loop()
         started = time.monotonic()
@@ -225,8 +196,8 @@ class WorkerPool:
             return failures.exited(request_id, answer.status)
         if answer["t"] == protocol.INIT_ERROR:
             self._retire(worker, "init_error")
-            error = _error_object(answer.get("error"))
-            log.error("%s: init failed: %s: %s", self.spec.name, error["errorType"], error["errorMessage"])
+            error = LambdaError.from_payload(answer.get("error"))
+            log.error("%s: init failed: %s: %s", self.spec.name, error.error_type, error.error_message)
             return error
         worker.init_duration_ms = (time.monotonic() - started) * 1000
         if self.metrics is not None:
@@ -304,7 +275,7 @@ class WorkerPool:
             self._release(started)
         else:
             log.warning(
-                "%s: replacing a provisioned worker failed: %s", self.spec.name, started["errorMessage"]
+                "%s: replacing a provisioned worker failed: %s", self.spec.name, started.error_message
             )
 
     async def _reap_idle(self) -> None:

@@ -22,6 +22,7 @@ import traceback
 from pathlib import Path
 from typing import Any, NoReturn
 
+from pipelined.core.context import LambdaContext
 from pipelined.core.lambda_errors import handler_error
 from pipelined.functions.process import protocol
 from pipelined.functions.process.protocol import BlockingChannel
@@ -31,26 +32,6 @@ _OWN_FRAMES = (str(Path(__file__).parent), str(Path(asyncio.__file__).parent))
 # The request being served, read by the output streams. A plain global, not a ContextVar: threads a
 # handler starts do not inherit context variables, and their prints belong to the invocation too.
 _current_request: str | None = None
-
-
-class Context:
-    """The `context` argument, with every attribute of Lambda's Python context object."""
-
-    def __init__(self, spec: dict[str, Any], request_id: str, deadline: float) -> None:
-        self.function_name: str = spec["name"]
-        self.function_version = "$LATEST"
-        self.invoked_function_arn: str = spec["arn"]
-        self.memory_limit_in_mb: int = spec["memory_mb"]
-        self.aws_request_id = request_id
-        self.log_group_name: str = spec["log_group"]
-        self.log_stream_name: str = spec["log_stream"]
-        self.identity: Any = None
-        self.client_context: Any = None
-        self._deadline = deadline
-
-    def get_remaining_time_in_millis(self) -> int:
-        """Milliseconds left before the daemon kills this invocation (CLOCK_MONOTONIC is system-wide)."""
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
 class _Output(io.TextIOBase):
@@ -108,7 +89,7 @@ def _send_log(channel: BlockingChannel, level: int, message: str) -> None:
 
 def error_object(exc: BaseException) -> dict[str, Any]:
     """Lambda's error object for an exception raised by handler code in this worker."""
-    return handler_error(exc, _OWN_FRAMES)
+    return handler_error(exc, _OWN_FRAMES).payload()
 
 
 def _status_kb(field: str) -> int:
@@ -196,7 +177,15 @@ def _serve(spec: dict[str, Any], channel: BlockingChannel) -> int:
     outputs = (sys.stdout, sys.stderr)
     while (message := channel.receive()) is not None:
         request_id = message["id"]
-        context = Context(spec, request_id, message["deadline"])
+        context = LambdaContext(
+            spec["name"],
+            spec["arn"],
+            spec["memory_mb"],
+            request_id,
+            spec["log_group"],
+            spec["log_stream"],
+            message["deadline"],
+        )
         _current_request = request_id
         out_of_memory = False
         reply: dict[str, Any] = {"t": protocol.RESULT, "id": request_id}

@@ -15,7 +15,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -24,14 +24,16 @@ import aiomqtt
 from paho.mqtt.properties import Properties
 
 from pipelined.config import MqttSource, S3Source
+from pipelined.core.lambda_errors import LambdaError
 from pipelined.core.records import Batch, Outcome, PartialFailureMode, Record
 from pipelined.core.retry import RetryPolicy
 from pipelined.errors import SourceError
 from pipelined.sources.mqtt.session import Connected, Lost, MqttConnection, Received
+from pipelined.sources.push import PushSourceBase
 
 if TYPE_CHECKING:
     from pipelined.config import EventSourceConfig
-    from pipelined.sources.base import Source
+    from pipelined.sources.base import PushSource
     from pipelined.sources.registry import SourceContext
 
 log = logging.getLogger("pipelined.sources.mqtt")
@@ -41,8 +43,6 @@ log = logging.getLogger("pipelined.sources.mqtt")
 
 # Turns one message into records (possibly none); raises SourceError for a message that cannot be one.
 Converter = Callable[[aiomqtt.Message, float], list[Record]]
-# Parks a message that cannot be converted somewhere a human will see it.
-Parker = Callable[[Received, SourceError], Awaitable[None]]
 
 
 @dataclass(eq=False, slots=True)
@@ -95,12 +95,15 @@ def mqtt_record(message: aiomqtt.Message, received_at: float) -> Record:
     return Record(message_id, payload, received_at, {"payload": filter_value})
 
 
-class MqttEventSource:
-    """Batches of records from one MQTT subscription; each message is acked once its records settle."""
+class MqttEventSource(PushSourceBase):
+    """Batches of records from one MQTT subscription, pushed to the runner; each message is acked once its
+    records settle. A message the converter rejects is pushed as a rejected batch (when `reject_invalid`):
+    the dispatcher sends it to the on-failure destination and it is acked once parked there."""
 
     def __init__(
         self,
         name: str,
+        key: str,
         connection: MqttConnection,
         convert: Converter,
         batch_size: int,
@@ -108,44 +111,65 @@ class MqttEventSource:
         concurrency: int,
         retry_policy: RetryPolicy,
         partial_failure_mode: PartialFailureMode | None = None,
-        park: Parker | None = None,
+        reject_invalid: bool = False,
     ) -> None:
-        self.name = name
-        self.concurrency = concurrency
+        super().__init__(name, key)
         self.retry_policy = retry_policy
         self.connection = connection
         self._convert = convert
         self._batch_size = batch_size
         self._window = batching_window
         self._partial = partial_failure_mode
-        self._park = park
+        self._reject_invalid = reject_invalid
+        # One batch in flight keeps the broker's order; MinIO notifications may run several at once.
+        self._slots = asyncio.Semaphore(max(1, concurrency))
         self._ready: deque[Record] = deque()
         self._held: deque[Lost | Connected] = deque()
+        self._producer: asyncio.Task[None] | None = None
 
     @property
     def healthy(self) -> bool:
         return self.connection.connected
 
-    async def start(self) -> None:
+    async def _start(self) -> None:
         self.connection.start()
+        self._producer = asyncio.create_task(self._produce(), name=f"{self.key} batches")
 
-    async def poll(self) -> Batch | None:
+    def _stop_producing(self) -> None:
+        if self._producer is not None:
+            self._producer.cancel()
+
+    async def _produce(self) -> None:
+        while not self._stopping:
+            try:
+                batch = await self._next_batch()
+            except SourceError as exc:
+                self.sink.source_failed(exc)
+                continue
+            if batch is None:
+                self.sink.health_changed()  # reconnected: refresh pipelined_source_up
+                continue
+            await self._slots.acquire()
+            self.push(batch).add_done_callback(lambda _: self._slots.release())
+
+    async def _next_batch(self) -> Batch | None:
+        """The next batch: the first message, then more until the batch is full or its window ends."""
         if not self._ready:
             item = await self._next(None)
             if isinstance(item, Lost):
                 raise SourceError(f"MQTT broker connection lost: {item.reason}")
             if not isinstance(item, Received):
-                return None  # reconnected: lets the dispatcher refresh pipelined_source_up
-            await self._add(item)
+                return None
+            self._add(item)
         deadline = time.monotonic() + self._window
         while len(self._ready) < self._batch_size:
             item = await self._next(deadline)
             if item is None:
                 break
             if not isinstance(item, Received):
-                self._held.append(item)  # for the next poll, after this batch
+                self._held.append(item)  # for the next batch, after this one
                 break
-            await self._add(item)
+            self._add(item)
         if not self._ready:
             return None
         count = min(self._batch_size, len(self._ready))
@@ -171,7 +195,7 @@ class MqttEventSource:
         except TimeoutError:
             return None
 
-    async def _add(self, received: Received) -> None:
+    def _add(self, received: Received) -> None:
         message = received.message
         if not message.topic.matches(self.connection.topic):
             # A subscription the session kept from an earlier configuration: not ours any more.
@@ -186,24 +210,29 @@ class MqttEventSource:
         try:
             records = self._convert(message, received.at)
         except SourceError as exc:
-            if self._park is None:
+            if not self._reject_invalid:
                 raise
-            try:
-                await self._park(received, exc)
-            except Exception as park_error:
-                log.error(
-                    "%s: cannot park an invalid message (%s); it will be redelivered",
-                    self.connection.key,
-                    park_error,
-                )
-                self.connection.redeliver(received)
-                return
-            records = []
+            self._reject(received, exc)
+            return
         if not records:
             self.connection.ack(received)
             return
         pending = PendingAck(received, len(records))
         self._ready.extend(dataclasses.replace(r, settle_token=pending) for r in records)
+
+    def _reject(self, received: Received, error: SourceError) -> None:
+        """Hand a message that cannot become records to the dispatcher, which parks it."""
+        log.warning(
+            "%s: message on %r is rejected (%s); it goes to the on-failure destination",
+            self.connection.key,
+            received.message.topic.value,
+            error,
+        )
+        record = dataclasses.replace(
+            mqtt_record(received.message, received.at), settle_token=PendingAck(received, 1)
+        )
+        rejection = LambdaError("InvalidNotification", str(error), None)
+        self.push(Batch((record,), wrap_records=False, rejection=rejection))
 
     async def settle(self, batch: Batch, outcome: Outcome) -> None:
         for record in (*outcome.succeeded, *outcome.filtered, *outcome.dead_lettered):
@@ -230,6 +259,7 @@ class MqttEventSource:
         return {"requestPayload": batch.event()}
 
     async def close(self) -> None:
+        self._stop_producing()
         await self.connection.close()
 
 
@@ -249,9 +279,9 @@ def retry_policy_for(cfg: MqttSource | S3Source) -> RetryPolicy:
 
 def session_for(ctx: SourceContext, name: str, topic: str, qos: int, in_flight: int) -> MqttConnection:
     """The persistent session of one source; its client id is unique per function and source."""
-    key = f"{ctx.function}/{name}"
-    client_id = f"{ctx.config.mqtt.client_id}-{ctx.function}-{name}"
-    return MqttConnection(ctx.config.mqtt, key, client_id, topic, qos, in_flight, ctx.state)
+    key = f"{ctx.function.name}/{name}"
+    client_id = f"{ctx.mqtt.client_id}-{ctx.function.name}-{name}"
+    return MqttConnection(ctx.mqtt, key, client_id, topic, qos, in_flight, ctx.state)
 
 
 def subscription_qos(key: str, qos: int) -> int:
@@ -264,14 +294,16 @@ def subscription_qos(key: str, qos: int) -> int:
     return qos
 
 
-def build_mqtt(cfg: EventSourceConfig, ctx: SourceContext) -> Source:
+def build_mqtt(cfg: EventSourceConfig, ctx: SourceContext) -> PushSource:
     """The source for a `type: mqtt` event source."""
     assert isinstance(cfg, MqttSource) and cfg.name is not None
-    qos = subscription_qos(f"{ctx.function}/{cfg.name}", cfg.qos)
+    key = f"{ctx.function.name}/{cfg.name}"
+    qos = subscription_qos(key, cfg.qos)
     session = session_for(ctx, cfg.name, cfg.topic, qos, cfg.batch_size)
     # One batch in flight keeps the order in which the broker delivered the messages.
     return MqttEventSource(
         cfg.name,
+        key,
         session,
         lambda message, received_at: [mqtt_record(message, received_at)],
         cfg.batch_size,

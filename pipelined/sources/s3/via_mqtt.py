@@ -14,18 +14,14 @@ from typing import TYPE_CHECKING, Any
 import aiomqtt
 
 from pipelined.config import S3Source
-from pipelined.core.records import Batch, PartialFailureMode, Record
-from pipelined.dispatch.destinations import FailedBatch, failure_record
+from pipelined.core.records import PartialFailureMode, Record
 from pipelined.errors import SourceError
-from pipelined.functions.function import ACCOUNT_ID
-from pipelined.sources.mqtt.session import Received
-from pipelined.sources.mqtt.source import MqttEventSource, mqtt_record, retry_policy_for, session_for
+from pipelined.sources.mqtt.source import MqttEventSource, retry_policy_for, session_for
 from pipelined.sources.s3.records import matches_s3_filter
-from pipelined.state import NewDeadLetter
 
 if TYPE_CHECKING:
     from pipelined.config import EventSourceConfig
-    from pipelined.sources.base import Source
+    from pipelined.sources.base import PushSource
     from pipelined.sources.registry import SourceContext
 
 log = logging.getLogger("pipelined.sources.minio")
@@ -119,11 +115,11 @@ def to_aws_record(record: Mapping[str, Any], region: str) -> dict[str, Any]:
 # --- the source ----------------------------------------------------------------------------------------
 
 
-def build_s3_via_mqtt(cfg: EventSourceConfig, ctx: SourceContext) -> Source:
+def build_s3_via_mqtt(cfg: EventSourceConfig, ctx: SourceContext) -> PushSource:
     """The source for `type: s3` with `via: {mqtt: TOPIC}`: MinIO's bucket notifications."""
     assert isinstance(cfg, S3Source) and cfg.name is not None and cfg.via.mqtt is not None
-    region = ctx.config.aws.region
-    metrics = ctx.metrics.for_source(ctx.function, cfg.name) if ctx.metrics is not None else None
+    region = ctx.function.region
+    metrics = ctx.metrics
 
     def convert(message: aiomqtt.Message, received_at: float) -> list[Record]:
         records = [to_aws_record(r, region) for r in parse_notification(bytes(message.payload))]
@@ -140,12 +136,10 @@ def build_s3_via_mqtt(cfg: EventSourceConfig, ctx: SourceContext) -> Source:
         # itemIdentifier in batchItemFailures: the object key as delivered, as for S3 via SQS.
         return [Record(r["s3"]["object"]["key"], r, received_at) for r in keep]
 
-    async def park(received: Received, error: SourceError) -> None:
-        await _park_invalid(ctx, cfg.name or "", received, error)
-
     session = session_for(ctx, cfg.name, cfg.via.mqtt, 1, cfg.batch_size * cfg.maximum_concurrency)
     return MqttEventSource(
         cfg.name,
+        f"{ctx.function.name}/{cfg.name}",
         session,
         convert,
         cfg.batch_size,
@@ -153,41 +147,5 @@ def build_s3_via_mqtt(cfg: EventSourceConfig, ctx: SourceContext) -> Source:
         cfg.maximum_concurrency,
         retry_policy_for(cfg),
         PartialFailureMode.ITEMS if cfg.report_batch_item_failures else None,
-        park,
-    )
-
-
-async def _park_invalid(ctx: SourceContext, source: str, received: Received, error: SourceError) -> None:
-    """Keep a message that is not an S3 notification in the local dead-letter store, then ack it."""
-    record = mqtt_record(received.message, received.at)
-    batch = Batch((record,), wrap_records=False)
-    reason = {"errorMessage": str(error), "errorType": "InvalidNotification"}
-    failed = FailedBatch(
-        function=ctx.function,
-        function_arn=f"arn:aws:lambda:{ctx.config.aws.region}:{ACCOUNT_ID}:function:{ctx.function}",
-        source=source,
-        batch=batch,
-        error=reason,
-        condition="InvalidNotification",
-        invoke_count=0,
-        first_failed_at=received.at,
-        context={"requestPayload": record.payload},
-    )
-    entry = NewDeadLetter(
-        function=ctx.function,
-        source=source,
-        event=dict(record.payload),
-        error=reason,
-        failure_record=failure_record(failed),
-        condition="InvalidNotification",
-        attempts=0,
-        first_failed_at=received.at,
-    )
-    await ctx.state.add_dead_letters([entry])
-    log.warning(
-        "%s/%s: message on %r is not an S3 notification (%s); parked in the local dead-letter store",
-        ctx.function,
-        source,
-        received.message.topic.value,
-        error,
+        reject_invalid=True,
     )

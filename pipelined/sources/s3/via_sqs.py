@@ -12,14 +12,20 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pipelined.aws import AwsClients, resolve_queue_url
-from pipelined.config import Config, S3Source
+from pipelined.config import Config, EventSourceConfig, FunctionConfig, S3Source
 from pipelined.core.records import Record
 from pipelined.errors import SourceError
 from pipelined.observe.metrics import SourceMetrics
+from pipelined.sources.resources import DevResources, queue_name
 from pipelined.sources.s3.records import decode_notification, matches_s3_filter, record_bucket, s3_record_id
 from pipelined.sources.sqs.records import Decoder, Message, QueueInfo, sent_at
 from pipelined.sources.sqs.settle import describe
-from pipelined.sources.sqs.source import QueueSettings, SqsQueueSource, concurrency_ceiling
+from pipelined.sources.sqs.source import (
+    VISIBILITY_FACTOR,
+    QueueSettings,
+    SqsQueueSource,
+    concurrency_ceiling,
+)
 
 if TYPE_CHECKING:
     from pipelined.sources.registry import SourceContext
@@ -62,10 +68,10 @@ def s3_via_sqs_source(config: S3Source, ctx: SourceContext) -> SqsQueueSource:
         log.warning(
             "%s/%s: maximum_retry_attempts applies to via: mqtt only; via SQS the queue's redrive policy "
             "(maxReceiveCount) decides when a notification stops being retried",
-            ctx.function,
+            ctx.function.name,
             config.name,
         )
-    metrics = ctx.metrics.for_source(ctx.function, config.name) if ctx.metrics is not None else None
+    metrics = ctx.metrics
     settings = QueueSettings(
         queue=config.via.sqs,
         batch_size=config.batch_size,
@@ -76,6 +82,15 @@ def s3_via_sqs_source(config: S3Source, ctx: SourceContext) -> SqsQueueSource:
         backoff_max=config.retry_backoff.max,
     )
     return SqsQueueSource(config.name, settings, ctx.aws, s3_decoder(config, metrics), metrics)
+
+
+def dev_resources(config: EventSourceConfig, function: FunctionConfig, found: DevResources) -> None:
+    """Dev mode creates the bucket and, via SQS, the queue it notifies (notifications are set up after)."""
+    assert isinstance(config, S3Source)
+    found.buckets.add(config.bucket)
+    if config.via.sqs is not None:
+        wait = config.maximum_batching_window
+        found.queues[queue_name(config.via.sqs)] = int(VISIBILITY_FACTOR * function.timeout + wait)
 
 
 # --- pipelined s3 setup-notifications --------------------------------------------------------------

@@ -17,11 +17,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pipelined.aws import AwsClients, parse_arn, resolve_queue_url
-from pipelined.config import SqsSource
+from pipelined.aws import AwsClients, resolve_queue_url
+from pipelined.config import EventSourceConfig, FunctionConfig, SqsSource
+from pipelined.core.identity import parse_arn
 from pipelined.core.records import Batch, Outcome, PartialFailureMode, Record
 from pipelined.errors import SourceError
 from pipelined.observe.metrics import SourceMetrics
+from pipelined.sources.resources import DevResources, queue_name
 from pipelined.sources.sqs.records import Decoder, Message, QueueInfo, sqs_decoder
 from pipelined.sources.sqs.scaling import PollerGate
 from pipelined.sources.sqs.settle import (
@@ -356,8 +358,7 @@ class SqsQueueSource:
 
 def concurrency_ceiling(maximum_concurrency: int, ctx: SourceContext) -> int:
     """`maximum_concurrency`, but never more than the function's `reserved_concurrency`."""
-    function = ctx.config.functions.get(ctx.function)
-    reserved = function.reserved_concurrency if function is not None else None
+    reserved = ctx.reserved_concurrency
     return maximum_concurrency if reserved is None else min(maximum_concurrency, reserved)
 
 
@@ -374,6 +375,16 @@ def sqs_source(config: SqsSource, ctx: SourceContext) -> SqsQueueSource:
         backoff_base=config.retry_backoff.base,
         backoff_max=config.retry_backoff.max,
     )
-    metrics = ctx.metrics.for_source(ctx.function, config.name) if ctx.metrics is not None else None
     decoder = sqs_decoder(filtering=bool(config.filter_patterns))
-    return SqsQueueSource(config.name, settings, ctx.aws, decoder, metrics)
+    return SqsQueueSource(config.name, settings, ctx.aws, decoder, ctx.metrics)
+
+
+# Lambda's advice for a queue's visibility timeout: six times the function timeout.
+VISIBILITY_FACTOR = 6
+
+
+def dev_resources(config: EventSourceConfig, function: FunctionConfig, found: DevResources) -> None:
+    """Dev mode creates the queue, with Lambda's recommended visibility timeout."""
+    assert isinstance(config, SqsSource)
+    wait = config.maximum_batching_window
+    found.queues[queue_name(config.queue)] = int(VISIBILITY_FACTOR * function.timeout + wait)

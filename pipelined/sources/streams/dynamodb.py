@@ -8,8 +8,9 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from pipelined.aws import AwsClients, parse_arn
+from pipelined.aws import AwsClients
 from pipelined.config import DynamoDBStreamSource
+from pipelined.core.identity import FunctionIdentity, parse_arn
 from pipelined.core.records import Record
 from pipelined.errors import SourceError
 from pipelined.sources.streams.engine import StreamSource
@@ -188,10 +189,10 @@ class DynamoDBStreamAdapter:
 
 
 def dynamodb_stream_source(
-    function: str, config: DynamoDBStreamSource, state: StateStore, clients: AwsClients
+    function: FunctionIdentity, config: DynamoDBStreamSource, state: StateStore, clients: AwsClients
 ) -> StreamSource:
     """The `dynamodb_stream` event source of a function."""
     adapter = DynamoDBStreamAdapter(
         clients, table=config.table, stream_arn=config.stream_arn, filter_data=bool(config.filter_patterns)
     )
-    return StreamSource(function, config, adapter, state)
+    return StreamSource(function.name, config, adapter, state)

@@ -14,10 +14,12 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from pipelined.config import DynamoDBStreamSource, KinesisSource
+from pipelined.config import DynamoDBStreamSource, EventSourceConfig, FunctionConfig, KinesisSource
 from pipelined.core.records import Batch, Outcome, PartialFailureMode
 from pipelined.core.retry import RetryPolicy
 from pipelined.errors import PipelinedError, SourceError, UsageError
+from pipelined.sources.push import PushSourceBase
+from pipelined.sources.resources import DevResources
 from pipelined.sources.streams.model import (
     AT_SEQUENCE,
     AT_TIMESTAMP,
@@ -40,11 +42,10 @@ StreamConfig = KinesisSource | DynamoDBStreamSource
 
 # Seconds between shard discoveries; a shard that finishes triggers one at once (its children).
 DISCOVERY_INTERVAL = 10.0
-MAX_POLLERS = 1000
 
 
-class StreamSource:
-    """A Source over every shard of one stream, each read by a ShardReader, parents before children."""
+class StreamSource(PushSourceBase):
+    """A push source over every shard of one stream, each read by a ShardReader, parents before children."""
 
     def __init__(
         self,
@@ -55,8 +56,7 @@ class StreamSource:
         discovery_interval: float = DISCOVERY_INTERVAL,
     ) -> None:
         assert config.name is not None
-        self.name = config.name
-        self.key = f"{function}/{config.name}"
+        super().__init__(config.name, f"{function}/{config.name}")
         self.config = config
         self.adapter = adapter
         self.state = state
@@ -68,9 +68,7 @@ class StreamSource:
             attempts_condition="RetryAttemptsExhausted",
             age_condition="RecordAgeExceeded",
         )
-        self.concurrency = config.parallelization_factor
         self.stream_arn = ""
-        self._ready: asyncio.Queue[Batch] = asyncio.Queue()
         self._shards: dict[str, ShardInfo] = {}
         self._readers: dict[str, ShardReader] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -83,7 +81,6 @@ class StreamSource:
         self._warned: set[str] = set()
         self._discover_now = asyncio.Event()
         self._discovery: asyncio.Task[None] | None = None
-        self._stopping = False
         self._closed = False
 
     @property
@@ -93,7 +90,7 @@ class StreamSource:
 
     # --- lifecycle -----------------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def _start(self) -> None:
         """Resolve the stream, load checkpoints, list shards and start the readers that may run."""
         try:
             self.stream_arn = await self.adapter.resolve()
@@ -110,8 +107,6 @@ class StreamSource:
         self._finished = {shard for shard, value in self._stored.items() if value == SHARD_END}
         self._shards = {s.shard_id: s for s in shards}
         open_shards = sum(1 for s in shards if not s.closed)
-        # Pollers only wait on a queue, so allow for resharding: twice today's open shards.
-        self.concurrency = min(MAX_POLLERS, self.config.parallelization_factor * max(4, 2 * open_shards))
         self._reconcile()
         self._discovery = asyncio.create_task(self._discover_loop(), name=f"{self.key}:discovery")
         log.info("%s: %s has %d shard(s), %d open", self.key, self.stream_arn, len(shards), open_shards)
@@ -133,15 +128,6 @@ class StreamSource:
             Checkpoint(self.key, self.stream_arn, shard, value) for shard, value in pinned.items()
         )
         self._stored.update(pinned)
-
-    async def poll(self) -> Batch | None:
-        """The next batch of any shard."""
-        try:
-            return await self._ready.get()
-        except asyncio.CancelledError:
-            # The runner cancels polls only when it stops: stop reading so nothing new is started.
-            self._begin_stop()
-            raise
 
     async def settle(self, batch: Batch, outcome: Outcome) -> None:
         """Hand the outcome to the batch's shard reader, which advances its checkpoint."""
@@ -166,9 +152,7 @@ class StreamSource:
             }
         }
 
-    def _begin_stop(self) -> None:
-        if self._stopping:
-            return
+    def _stop_producing(self) -> None:
         self._stopping = True
         for reader in self._readers.values():
             reader.stop()
@@ -181,7 +165,7 @@ class StreamSource:
         if self._closed:
             return
         self._closed = True
-        self._begin_stop()
+        self._stop_producing()
         tasks = [t for t in (*self._tasks.values(), self._discovery) if t is not None]
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.state.flush()
@@ -285,8 +269,8 @@ class StreamSource:
     # --- ReaderHooks ---------------------------------------------------------------------------------
 
     def submit(self, batch: Batch) -> None:
-        """Queue a batch for the dispatcher's pollers."""
-        self._ready.put_nowait(batch)
+        """Deliver a lane's batch now (each lane has at most one batch in flight)."""
+        self.push(batch)
 
     def shard_finished(self, shard_id: str) -> None:
         """Record a finished shard and start its children (discovering them if they are new)."""
@@ -344,3 +328,15 @@ async def reset_checkpoints(state: StateStore, source: str, to: str | None, shar
         [Checkpoint(source, c.stream, shard, f"{AT_SEQUENCE}{to}") for c in matching]
     )
     return f"{source}: shard {shard} restarts at sequence number {to} (that record is delivered again)"
+
+
+def dev_resources(config: EventSourceConfig, function: FunctionConfig, found: DevResources) -> None:
+    """Dev mode creates the table (with a stream) or the Kinesis stream, and the on-failure target."""
+    if isinstance(config, DynamoDBStreamSource):
+        table = config.table or (config.stream_arn or "").split(":table/", 1)[-1].split("/", 1)[0]
+        found.tables.add(table)
+    elif isinstance(config, KinesisSource):
+        found.streams.add(config.stream.rsplit("/", 1)[-1])
+    else:
+        return
+    found.add_destination(config.on_failure)

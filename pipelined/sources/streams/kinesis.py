@@ -7,11 +7,11 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from pipelined.aws import AwsClients, parse_arn
+from pipelined.aws import AwsClients
 from pipelined.config import KinesisSource
+from pipelined.core.identity import FunctionIdentity, parse_arn, role_arn
 from pipelined.core.records import Record
 from pipelined.errors import SourceError
-from pipelined.functions.function import ACCOUNT_ID
 from pipelined.sources.streams.engine import StreamSource
 from pipelined.sources.streams.model import (
     Page,
@@ -47,12 +47,14 @@ class KinesisAdapter:
     busy_poll_interval = 0.2
     supports_at_timestamp = True
 
-    def __init__(self, clients: AwsClients, stream: str, function: str, filter_data: bool = False) -> None:
+    def __init__(
+        self, clients: AwsClients, stream: str, identity_arn: str, filter_data: bool = False
+    ) -> None:
         self._clients = clients
         self._stream = stream
         self._filter_data = filter_data
-        # Lambda puts the function's execution role here; pipelined has none, so name one per function.
-        self._identity = f"arn:aws:iam::{ACCOUNT_ID}:role/{function}"
+        # Lambda puts the function's execution role here (invokeIdentityArn).
+        self._identity = identity_arn
         self.stream_arn = stream if stream.startswith("arn:") else ""
         self.region = ""
 
@@ -136,8 +138,10 @@ class KinesisAdapter:
 
 
 def kinesis_source(
-    function: str, config: KinesisSource, state: StateStore, clients: AwsClients
+    function: FunctionIdentity, config: KinesisSource, state: StateStore, clients: AwsClients
 ) -> StreamSource:
     """The `kinesis` event source of a function."""
-    adapter = KinesisAdapter(clients, config.stream, function, bool(config.filter_patterns))
-    return StreamSource(function, config, adapter, state)
+    # pipelined has no execution roles: name one per function, as the invokeIdentityArn shows.
+    identity = role_arn(function.account, function.name)
+    adapter = KinesisAdapter(clients, config.stream, identity, bool(config.filter_patterns))
+    return StreamSource(function.name, config, adapter, state)

@@ -6,7 +6,7 @@ from typing import Any
 import pytest_asyncio
 
 from pipelined.config import FunctionConfig
-from pipelined.functions.function import FunctionRuntime
+from pipelined.functions.function import Function
 from pipelined.observe.metrics import Metrics
 from tests.support import TEST_FUNCTIONS
 
@@ -17,15 +17,15 @@ async def metrics() -> Metrics:
 
 
 @pytest_asyncio.fixture(loop_scope="function")
-async def isolated(metrics: Metrics) -> AsyncIterator[Callable[..., FunctionRuntime]]:
-    """Factory: a loaded `isolation: process` FunctionRuntime of isolation_handlers; closed at teardown."""
-    made: list[FunctionRuntime] = []
+async def isolated(metrics: Metrics) -> AsyncIterator[Callable[..., Function]]:
+    """Factory: a loaded `isolation: process` Function of isolation_handlers; closed at teardown."""
+    made: list[Function] = []
 
-    def make(handler: str, name: str = "fn", **options: Any) -> FunctionRuntime:
+    def make(handler: str, name: str = "fn", **options: Any) -> Function:
         config = FunctionConfig(
             handler=f"isolation_handlers.{handler}", code=TEST_FUNCTIONS, isolation="process", **options
         )
-        runtime = FunctionRuntime(name, config, "eu-west-1", metrics.for_function(name))
+        runtime = Function(name, config, "eu-west-1", metrics.for_function(name))
         runtime.load()
         made.append(runtime)
         return runtime

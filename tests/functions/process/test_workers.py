@@ -10,21 +10,21 @@ from collections.abc import Callable
 import pytest
 
 from pipelined.errors import HandlerLoadError
-from pipelined.functions.function import FunctionRuntime
+from pipelined.functions.function import Function
 from pipelined.functions.process.spec import RUNTIME_DIR
 from pipelined.observe.metrics import Metrics
 from tests.functions.process.conftest import sample
-from tests.support import TEST_FUNCTIONS, until
+from tests.support import TEST_FUNCTIONS, invoke, until
 
 
 async def test_worker_environment_is_the_functions_not_the_daemons(
-    isolated: Callable[..., FunctionRuntime], monkeypatch: pytest.MonkeyPatch
+    isolated: Callable[..., Function], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PIPELINED_DAEMON_SECRET", "must not leak")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
     monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", "http://127.0.0.1:4566")
     fn = isolated("info", environment={"GREETING": "bonjour", "TZ": "Europe/Paris"}, memory_mb=256, timeout=7)
-    result = await fn.invoke({})
+    result = await invoke(fn, {})
     env = result.value["environment"]
     assert "PIPELINED_DAEMON_SECRET" not in env and "HOME" not in env
     assert env["GREETING"] == "bonjour" and env["TZ"] == "Europe/Paris"  # the function's own win
@@ -56,11 +56,11 @@ async def test_worker_environment_is_the_functions_not_the_daemons(
 
 
 async def test_context_has_every_attribute_and_counts_down_to_the_deadline(
-    isolated: Callable[..., FunctionRuntime],
+    isolated: Callable[..., Function],
 ) -> None:
     fn = isolated("info", timeout=5, memory_mb=512)
-    quick = await fn.invoke({}, request_id="req-1")
-    slow = await fn.invoke({"sleep": 0.3})
+    quick = await invoke(fn, {}, request_id="req-1")
+    slow = await invoke(fn, {"sleep": 0.3})
     context = quick.value["context"]
     assert context == {
         "function_name": "fn",
@@ -79,10 +79,10 @@ async def test_context_has_every_attribute_and_counts_down_to_the_deadline(
 
 
 async def test_module_init_runs_once_per_worker_across_many_invocations(
-    isolated: Callable[..., FunctionRuntime], metrics: Metrics
+    isolated: Callable[..., Function], metrics: Metrics
 ) -> None:
     fn = isolated("info")
-    results = [await fn.invoke({}) for _ in range(20)]
+    results = [await invoke(fn, {}) for _ in range(20)]
     assert {r.value["pid"] for r in results} == {results[0].value["init_pid"]}
     assert {r.value["inits"] for r in results} == {1}
     assert results[0].init_duration_ms is not None
@@ -92,24 +92,24 @@ async def test_module_init_runs_once_per_worker_across_many_invocations(
 
 
 async def test_concurrent_invocations_grow_the_pool_one_worker_each(
-    isolated: Callable[..., FunctionRuntime], metrics: Metrics
+    isolated: Callable[..., Function], metrics: Metrics
 ) -> None:
     fn = isolated("info")
-    results = await asyncio.gather(*(fn.invoke({"sleep": 0.2}) for _ in range(3)))
+    results = await asyncio.gather(*(invoke(fn, {"sleep": 0.2}) for _ in range(3)))
     assert len({r.value["pid"] for r in results}) == 3
     assert sample(metrics, "pipelined_workers") == 3
-    again = await asyncio.gather(*(fn.invoke({}) for _ in range(3)))
+    again = await asyncio.gather(*(invoke(fn, {}) for _ in range(3)))
     assert {r.value["pid"] for r in again} == {r.value["pid"] for r in results}  # warm reuse
 
 
 async def test_provisioned_workers_are_warm_before_the_first_event(
-    isolated: Callable[..., FunctionRuntime], metrics: Metrics
+    isolated: Callable[..., Function], metrics: Metrics
 ) -> None:
     fn = isolated("info", provisioned_concurrency=2)
     await fn.start()
     assert sample(metrics, "pipelined_cold_starts_total") == 2
-    assert fn.pool is not None and fn.pool.idle == 2
-    results = await asyncio.gather(fn.invoke({"sleep": 0.1}), fn.invoke({"sleep": 0.1}))
+    assert fn.runtime.pool is not None and fn.runtime.pool.idle == 2
+    results = await asyncio.gather(invoke(fn, {"sleep": 0.1}), invoke(fn, {"sleep": 0.1}))
     assert all(r.init_duration_ms is None for r in results)  # no Init Duration in REPORT
     assert {r.value["environment"]["AWS_LAMBDA_INITIALIZATION_TYPE"] for r in results} == {
         "provisioned-concurrency"
@@ -118,24 +118,24 @@ async def test_provisioned_workers_are_warm_before_the_first_event(
 
 
 async def test_idle_workers_beyond_provisioned_are_reaped(
-    isolated: Callable[..., FunctionRuntime], metrics: Metrics
+    isolated: Callable[..., Function], metrics: Metrics
 ) -> None:
     fn = isolated("info", provisioned_concurrency=1, idle_timeout=0.3)
     await fn.start()
-    await asyncio.gather(*(fn.invoke({"sleep": 0.2}) for _ in range(3)))
-    assert fn.pool is not None and len(fn.pool.workers) == 3
-    await until(lambda: len(fn.pool.workers) == 1, timeout=5, message="idle workers reaped")
+    await asyncio.gather(*(invoke(fn, {"sleep": 0.2}) for _ in range(3)))
+    assert fn.runtime.pool is not None and len(fn.runtime.pool.workers) == 3
+    await until(lambda: len(fn.runtime.pool.workers) == 1, timeout=5, message="idle workers reaped")
     assert sample(metrics, "pipelined_worker_restarts_total", cause="idle") == 2
     assert sample(metrics, "pipelined_workers") == 1
-    assert (await fn.invoke({})).init_duration_ms is None  # the provisioned one stayed warm
+    assert (await invoke(fn, {})).init_duration_ms is None  # the provisioned one stayed warm
 
 
 async def test_handler_output_is_attributed_to_the_request(
-    isolated: Callable[..., FunctionRuntime], caplog: pytest.LogCaptureFixture
+    isolated: Callable[..., Function], caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
     fn = isolated("chatty")
-    result = await fn.invoke({})
+    result = await invoke(fn, {})
     assert result.value == "ok"
     lines = {
         (r.getMessage(), r.levelname)
@@ -155,15 +155,15 @@ async def test_handler_output_is_attributed_to_the_request(
     assert messages.index("no newline at the end") < messages.index(f"END RequestId: {result.request_id}")
 
 
-async def test_async_handler_runs_in_the_worker(isolated: Callable[..., FunctionRuntime]) -> None:
+async def test_async_handler_runs_in_the_worker(isolated: Callable[..., Function]) -> None:
     fn = isolated("async_info", timeout=2)
-    first, second = await fn.invoke({}), await fn.invoke({})
+    first, second = await invoke(fn, {}), await invoke(fn, {})
     assert first.value["pid"] == second.value["pid"]
     assert 1800 < first.value["remaining_ms"] <= 2000
 
 
 async def test_handler_that_cannot_initialise_fails_start_with_lambdas_error(
-    isolated: Callable[..., FunctionRuntime], metrics: Metrics
+    isolated: Callable[..., Function], metrics: Metrics
 ) -> None:
     missing = isolated("nope")
     with pytest.raises(HandlerLoadError, match=r"Runtime\.HandlerNotFound: Handler 'nope' missing"):
@@ -173,16 +173,16 @@ async def test_handler_that_cannot_initialise_fails_start_with_lambdas_error(
         await failing.start()
     # Started lazily (pipelined invoke), the invocation fails with the init error instead.
     lazy = isolated("info", name="lazy", environment={"FAIL_INIT": "1"})
-    result = await lazy.invoke({})
-    assert result.error is not None and result.error["errorMessage"] == "init failed on purpose"
+    result = await invoke(lazy, {})
+    assert result.error is not None and result.error.error_message == "init failed on purpose"
     assert sample(metrics, "pipelined_worker_restarts_total", cause="init_error") == 1
 
 
-async def test_close_waits_for_the_invocation_in_flight(isolated: Callable[..., FunctionRuntime]) -> None:
+async def test_close_waits_for_the_invocation_in_flight(isolated: Callable[..., Function]) -> None:
     fn = isolated("info")
-    running = asyncio.create_task(fn.invoke({"sleep": 0.3}))
-    await until(lambda: fn.in_flight == 1 and fn.pool is not None and len(fn.pool.workers) == 1, timeout=5)
+    running = asyncio.create_task(invoke(fn, {"sleep": 0.3}))
+    await until(lambda: fn.in_flight == 1 and fn.runtime.pool is not None and len(fn.runtime.pool.workers) == 1, timeout=5)
     await fn.close(5)
     result = await running
     assert result.ok
-    assert fn.pool is not None and not fn.pool.workers
+    assert fn.runtime.pool is not None and not fn.runtime.pool.workers

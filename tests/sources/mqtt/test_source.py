@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import logging
@@ -20,12 +19,15 @@ from paho.mqtt.properties import Properties
 
 from pipelined.aws import AwsClients
 from pipelined.config import load_config
+from pipelined.core.identity import FunctionIdentity
 from pipelined.core.records import Batch, Outcome
-from pipelined.sources.base import Source
+from pipelined.observe.metrics import Metrics
+from pipelined.sources.base import PushSource
 from pipelined.sources.mqtt import session as mqtt_session
 from pipelined.sources.mqtt.session import client_options
 from pipelined.sources.registry import SourceContext, build_source
 from pipelined.state import StateStore
+from tests.sources.push_support import next_pushed, start_pushing
 from tests.support import (
     DaemonProcess,
     MosquittoBroker,
@@ -68,13 +70,9 @@ def publish(
         client.loop_stop()
 
 
-async def next_batch(source: Source, timeout: float = 5.0) -> Batch:
-    """The next batch, skipping the None a poll returns on (re)connecting."""
-    async with asyncio.timeout(timeout):
-        while True:
-            batch = await source.poll()
-            if batch is not None:
-                return batch
+async def next_batch(source: PushSource, timeout: float = 5.0) -> Batch:
+    """The next batch the source pushed."""
+    return await next_pushed(source, timeout)
 
 
 def mqtt_config(
@@ -99,16 +97,26 @@ async def state(tmp_path: Path) -> AsyncIterator[StateStore]:
 
 
 @pytest.fixture
-async def open_source(state: StateStore) -> AsyncIterator[Callable[[Path], Awaitable[Source]]]:
+async def open_source(state: StateStore) -> AsyncIterator[Callable[[Path], Awaitable[PushSource]]]:
     """Factory: the started source of function "fn"'s first event, built as the daemon builds it."""
-    opened: list[Source] = []
+    opened: list[PushSource] = []
 
-    async def start(path: Path) -> Source:
+    async def start(path: Path) -> PushSource:
         config = load_config(path)
-        ctx = SourceContext("fn", config, state, AwsClients(config.aws))
-        source = build_source(config.functions["fn"].events[0], ctx)
+        event = config.functions["fn"].events[0]
+        assert event.name is not None
+        ctx = SourceContext(
+            function=FunctionIdentity("fn", config.aws.region),
+            reserved_concurrency=None,
+            state=state,
+            aws=AwsClients(config.aws),
+            mqtt=config.mqtt,
+            metrics=Metrics().for_source("fn", event.name),
+        )
+        source = build_source(event, ctx)
+        assert isinstance(source, PushSource)
         opened.append(source)
-        await source.start()
+        await start_pushing(source)
         return source
 
     yield start
@@ -124,7 +132,7 @@ def payloads(batch: Batch) -> list[Any]:
 
 
 async def test_messages_become_records_in_the_documented_shape(
-    tmp_path: Path, mosquitto: Broker, open_source: Callable[[Path], Awaitable[Source]]
+    tmp_path: Path, mosquitto: Broker, open_source: Callable[[Path], Awaitable[PushSource]]
 ) -> None:
     broker = mosquitto()
     publish(broker.port, "sensors/r/reading", "kept by the broker", retain=True)
@@ -175,7 +183,7 @@ async def test_messages_become_records_in_the_documented_shape(
 
 
 async def test_batches_fill_up_to_batch_size_or_until_the_window_ends(
-    tmp_path: Path, mosquitto: Broker, open_source: Callable[[Path], Awaitable[Source]]
+    tmp_path: Path, mosquitto: Broker, open_source: Callable[[Path], Awaitable[PushSource]]
 ) -> None:
     broker = mosquitto()
     event = {"type": "mqtt", "topic": "b/#", "batch_size": 2, "maximum_batching_window": "200ms"}
@@ -190,7 +198,7 @@ async def test_batches_fill_up_to_batch_size_or_until_the_window_ends(
 async def test_failed_message_is_redelivered_by_the_broker_and_acked_once_done(
     tmp_path: Path,
     mosquitto: Broker,
-    open_source: Callable[[Path], Awaitable[Source]],
+    open_source: Callable[[Path], Awaitable[PushSource]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(mqtt_session, "REDELIVERY_DELAY", 0.05)
@@ -215,7 +223,7 @@ async def test_failed_message_is_redelivered_by_the_broker_and_acked_once_done(
 async def test_a_changed_topic_filter_replaces_the_old_subscription(
     tmp_path: Path,
     mosquitto: Broker,
-    open_source: Callable[[Path], Awaitable[Source]],
+    open_source: Callable[[Path], Awaitable[PushSource]],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="pipelined.sources.mqtt")
@@ -310,7 +318,7 @@ def _certificates(directory: Path) -> None:
 
 
 async def test_mqtts_with_a_private_ca_and_a_client_certificate(
-    tmp_path: Path, open_source: Callable[[Path], Awaitable[Source]]
+    tmp_path: Path, open_source: Callable[[Path], Awaitable[PushSource]]
 ) -> None:
     certs = tmp_path / "certs"
     certs.mkdir()

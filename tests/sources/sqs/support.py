@@ -12,13 +12,12 @@ from typing import Any
 import boto3
 import pytest_asyncio
 
+from pipelined.app.assembly import build_function, build_runner
 from pipelined.aws import AwsClients
 from pipelined.config import AwsConfig, Config, FunctionConfig
-from pipelined.core.filtering import compile_patterns
 from pipelined.dispatch.runner import SourceRunner
-from pipelined.functions.function import FunctionRuntime
+from pipelined.invoke.service import InvokeService
 from pipelined.observe.metrics import Metrics
-from pipelined.sources.registry import SourceContext, build_source
 from pipelined.sources.sqs.source import SqsQueueSource
 from pipelined.state import StateStore
 from tests.support import TEST_FUNCTIONS, read_records
@@ -99,7 +98,8 @@ async def pipeline(aws: str, tmp_path: Path) -> AsyncIterator[PipelineFactory]:
         **function: Any,
     ) -> Pipeline:
         """`max_attempts`: botocore's (1: no retries, so a bad call fails at once; None: its default)."""
-        clients = AwsClients(AwsConfig(endpoint_url=endpoint or aws), max_attempts=max_attempts)
+        clients_config = AwsConfig(endpoint_url=endpoint or aws)
+        clients = AwsClients(clients_config, max_attempts=max_attempts)
         all_clients.append(clients)
         record_file = tmp_path / f"records-{len(runners)}.jsonl"
         fn = FunctionConfig(
@@ -110,21 +110,21 @@ async def pipeline(aws: str, tmp_path: Path) -> AsyncIterator[PipelineFactory]:
             events=[event],
             **function,
         )
-        config = Config(functions={"fn": fn})
-        source_config = config.functions["fn"].events[0]
+        config = Config(functions={"fn": fn}, aws=clients_config)
         metrics = Metrics()
-        source = build_source(source_config, SourceContext("fn", config, state, clients, metrics))
-        assert isinstance(source, SqsQueueSource)
-        runtime = FunctionRuntime("fn", config.functions["fn"], "us-east-1")
-        runtime.load()
-        patterns = getattr(source_config, "filter_patterns", None)
-        runner = SourceRunner(
-            runtime,
-            source,
-            metrics.for_source("fn", source.name),
-            None,
-            compile_patterns(patterns) if patterns else None,
+        function = build_function("fn", config, metrics)
+        function.load()
+        runner = build_runner(
+            function,
+            config.functions["fn"].events[0],
+            config,
+            InvokeService(metrics),
+            state,
+            clients,
+            metrics,
         )
+        source = runner.source
+        assert isinstance(source, SqsQueueSource)
         runners.append(runner)
         await runner.start()
         return Pipeline(runner, source, metrics, record_file, sys.modules["sqs_handlers"])

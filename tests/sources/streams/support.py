@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipelined.app.assembly import build_function, runner_for
 from pipelined.aws import AwsClients
-from pipelined.config import AwsConfig, DynamoDBStreamSource, FunctionConfig, KinesisSource
-from pipelined.core.filtering import compile_patterns
-from pipelined.dispatch.destinations import SqliteDestination
+from pipelined.config import AwsConfig, Config, DynamoDBStreamSource, FunctionConfig, KinesisSource
+from pipelined.core.identity import DEFAULT_ACCOUNT_ID, role_arn
 from pipelined.dispatch.runner import SourceRunner
-from pipelined.functions.function import FunctionRuntime
+from pipelined.invoke.service import InvokeService
 from pipelined.observe.metrics import Metrics
 from pipelined.sources.streams.dynamodb import DynamoDBStreamAdapter
 from pipelined.sources.streams.engine import StreamSource
@@ -93,12 +93,16 @@ async def pipeline(
     """Run `config` with `stream_handlers.<handler>` until the block ends, then stop like the daemon."""
     state = await StateStore.open(tmp_path / "state")
     aws = clients(endpoint) if endpoint else None
+    # A recorded adapter needs no AWS; the (sqlite) destination is still given clients, never opened.
+    unused_clients = clients("http://127.0.0.1:9")
     try:
         if adapter is not None:
             chosen = adapter(aws)
         elif isinstance(config, KinesisSource):
             assert aws is not None
-            chosen = KinesisAdapter(aws, config.stream, "fn", bool(config.filter_patterns))
+            chosen = KinesisAdapter(
+                aws, config.stream, role_arn(DEFAULT_ACCOUNT_ID, "fn"), bool(config.filter_patterns)
+            )
         else:
             chosen = DynamoDBStreamAdapter(
                 aws,
@@ -107,22 +111,21 @@ async def pipeline(
                 filter_data=bool(config.filter_patterns),
             )
         source = StreamSource("fn", config, chosen, state, discovery_interval=discovery_interval)
-        function = FunctionRuntime(
-            "fn",
-            FunctionConfig(
-                handler=f"stream_handlers.{handler}", code=TEST_FUNCTIONS, environment=environment or {}
-            ),
-            "us-east-1",
+        app_config = Config(
+            functions={
+                "fn": FunctionConfig(
+                    handler=f"stream_handlers.{handler}",
+                    code=TEST_FUNCTIONS,
+                    environment=environment or {},
+                    events=[config],
+                )
+            }
         )
-        function.load()
         metrics = Metrics()
-        patterns = config.filter_patterns
-        runner = SourceRunner(
-            function,
-            source,
-            metrics.for_source("fn", "src"),
-            SqliteDestination(state),
-            compile_patterns(patterns) if patterns else None,
+        function = build_function("fn", app_config, metrics)
+        function.load()
+        runner = runner_for(
+            function, source, config, InvokeService(metrics), state, aws or unused_clients, metrics
         )
         await runner.start()
         try:
@@ -132,4 +135,5 @@ async def pipeline(
     finally:
         if aws is not None:
             await aws.close()
+        await unused_clients.close()
         await state.close()

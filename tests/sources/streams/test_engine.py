@@ -26,6 +26,7 @@ from pipelined.sources.streams.model import (
     iso_millis,
 )
 from pipelined.state import Checkpoint, StateStore
+from tests.sources.push_support import next_pushed, start_pushing
 from tests.sources.streams.support import kinesis_config, pipeline
 from tests.support import until
 
@@ -117,14 +118,12 @@ def keys(records: list[dict[str, Any]] | tuple[Record, ...]) -> list[str]:
 async def started(fake: FakeStream, state: StateStore, **options: Any) -> StreamSource:
     options.setdefault("starting_position", "TRIM_HORIZON")
     source = StreamSource("fn", kinesis_config("fake", **options), fake, state, discovery_interval=0.05)
-    await source.start()
+    await start_pushing(source)
     return source
 
 
 async def next_batch(source: StreamSource) -> Batch:
-    batch = await asyncio.wait_for(source.poll(), 5)
-    assert batch is not None
-    return batch
+    return await next_pushed(source)
 
 
 async def stored(state: StateStore) -> dict[str, str]:

@@ -1,0 +1,1 @@
+"""The one invoke service every caller of a function goes through."""

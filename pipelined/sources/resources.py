@@ -1,0 +1,36 @@
+"""The AWS resources a configuration names, which `pipelined dev` creates on its embedded endpoint."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pipelined.config import DestinationConfig
+from pipelined.core.identity import parse_arn
+
+
+@dataclass
+class DevResources:
+    """What the config names and dev mode creates."""
+
+    # queue name -> visibility timeout (None: an on-failure queue, created plain)
+    queues: dict[str, int | None] = field(default_factory=dict)
+    buckets: set[str] = field(default_factory=set)
+    tables: set[str] = field(default_factory=set)
+    streams: set[str] = field(default_factory=set)
+    topics: set[str] = field(default_factory=set)
+
+    def add_destination(self, destination: DestinationConfig | None) -> None:
+        """The queue or topic an on-failure destination names (nothing for the local store)."""
+        if destination is None or destination.kind == "sqlite":
+            return
+        if destination.kind == "sns":
+            self.topics.add(parse_arn(destination.destination)["resource"])
+        else:
+            self.queues.setdefault(queue_name(destination.destination), None)
+
+
+def queue_name(ref: str) -> str:
+    """The name in a queue URL, ARN or name."""
+    if ref.startswith("arn:"):
+        return parse_arn(ref)["resource"]
+    return ref.rstrip("/").rsplit("/", 1)[-1]
