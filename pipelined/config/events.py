@@ -1,186 +1,35 @@
-"""Configuration building blocks: durations, paths, destinations and the event source models.
+"""Where events come from and where failures go: the event source models and their destinations.
 
-Re-exported by :mod:`pipelined.config`; import from there.
+:data:`EVENT_SOURCE_CLASSES` is the one list of event source models; a new event type is one model
+here plus one entry there (and in :data:`EventSourceConfig`).
 """
 
 from __future__ import annotations
 
-import math
-import os
 import re
-from collections.abc import Callable
 from datetime import UTC, date, datetime
-from decimal import Decimal
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationInfo,
-    field_validator,
-    model_validator,
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
+
+from pipelined.config.types import (
+    ARN_PARTITION,
+    QUEUE_ARN,
+    QUEUE_URL,
+    TOPIC_ARN,
+    BatchWindow,
+    ConfigModel,
+    Duration,
+    EventName,
+    FieldValueError,
+    Filters,
+    MqttFilter,
+    QueueRef,
+    format_duration,
+    matches,
+    parse_duration,
 )
-
-from pipelined.core.filtering import FilterPatternError, validate_patterns
 from pipelined.core.schedules import ScheduleExpressionError, parse_schedule, validate_timezone
-
-
-class FieldValueError(ValueError):
-    """A validation error a model-level check attributes to one of its fields (by relative path)."""
-
-    def __init__(self, field: tuple[str | int, ...], message: str) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-class ConfigModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-# --- durations -------------------------------------------------------------------------------
-
-_UNITS = {"ms": Decimal("0.001"), "s": Decimal(1), "m": Decimal(60), "h": Decimal(3600), "d": Decimal(86400)}
-_NUMBER = re.compile(r"\d+(?:\.\d+)?|\.\d+")
-_PART = re.compile(r"(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h|d)\s*")
-_COMPOUND = re.compile(rf"(?:{_PART.pattern})+")
-
-
-def parse_duration(value: object) -> float:
-    """Seconds from a number of seconds or a string like "500ms", "30s", "5m", "1h", "7d", "1h30m"."""
-    seconds: float
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ValueError(f"expected a duration such as 30, '500ms' or '5m', got {value!r}")
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("-"):
-            raise ValueError(f"invalid duration {value!r}: must not be negative")
-        if _NUMBER.fullmatch(text):
-            seconds = float(Decimal(text))
-        elif _COMPOUND.fullmatch(text):
-            seconds = float(sum(Decimal(num) * _UNITS[unit] for num, unit in _PART.findall(text)))
-        else:
-            raise ValueError(
-                f"invalid duration {value!r}: expected seconds or a number with a unit "
-                "(ms, s, m, h, d), e.g. '500ms', '30s', '5m', '1h30m'"
-            )
-    else:
-        try:
-            seconds = float(value)
-        except OverflowError:
-            seconds = math.inf
-    if not math.isfinite(seconds):
-        raise ValueError(f"invalid duration {value!r}: must be a finite number")
-    if seconds < 0:
-        raise ValueError(f"invalid duration {value!r}: must not be negative")
-    return seconds + 0.0  # turns -0.0 into 0.0
-
-
-def format_duration(seconds: float) -> str:
-    """Shortest exact rendering with the largest unit: 21600 -> "6h", 0.5 -> "500ms"."""
-    if seconds <= 0:
-        return f"{seconds:g}"
-    for unit in ("d", "h", "m", "s"):
-        count = Decimal(repr(float(seconds))) / _UNITS[unit]
-        if count == count.to_integral_value():
-            return f"{int(count)}{unit}"
-    return f"{seconds * 1000:g}ms"
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-
-
-def _record_age(value: object) -> float:
-    if not isinstance(value, bool) and value in (-1, "-1"):
-        return -1.0
-    seconds = parse_duration(value)
-    if not 60 <= seconds <= 604800:
-        raise ValueError(f"must be -1 (no limit) or between 1m and 7d, got {format_duration(seconds)}")
-    return seconds
-
-
-# --- paths (resolved against the config file's directory when loaded by load_config) ---------
-
-
-def _resolve(value: Path, info: ValidationInfo) -> Path:
-    base = (info.context or {}).get("base_dir")
-    if base is None:
-        return value
-    return Path(os.path.normpath(Path(base) / value.expanduser()))
-
-
-def _exists(kind: Literal["dir", "file"]) -> Any:
-    def check(value: Path, info: ValidationInfo) -> Path:
-        if (info.context or {}).get("check_files"):
-            if not value.exists():
-                raise ValueError(f"{value} does not exist")
-            if kind == "dir" and not value.is_dir():
-                raise ValueError(f"{value} is not a directory")
-            if kind == "file" and not value.is_file():
-                raise ValueError(f"{value} is not a file")
-        return value
-
-    return check
-
-
-ConfigPath = Annotated[Path, AfterValidator(_resolve)]
-DirPath = Annotated[Path, AfterValidator(_resolve), AfterValidator(_exists("dir"))]
-FilePath = Annotated[Path, AfterValidator(_resolve), AfterValidator(_exists("file"))]
-
-
-# --- small validators ------------------------------------------------------------------------
-
-
-def matches(pattern: str, what: str) -> Callable[[str], str]:
-    """An after-validator: the whole string must match ``pattern``; else 'must be WHAT, got ...'."""
-    regex = re.compile(pattern)
-
-    def check(value: str) -> str:
-        if not regex.fullmatch(value):
-            raise ValueError(f"must be {what}, got {value!r}")
-        return value
-
-    return check
-
-
-def _mqtt_filter(topic: str) -> str:
-    if not topic:
-        raise ValueError("must not be empty")
-    levels = topic.split("/")
-    for index, level in enumerate(levels):
-        if "#" in level and (level != "#" or index != len(levels) - 1):
-            raise ValueError(f"invalid MQTT topic filter {topic!r}: '#' must be the whole last level")
-        if "+" in level and level != "+":
-            raise ValueError(f"invalid MQTT topic filter {topic!r}: '+' must be a whole level")
-    if "\0" in topic:
-        raise ValueError("must not contain NUL characters")
-    return topic
-
-
-def _patterns(patterns: list[Any]) -> list[Any]:
-    try:
-        validate_patterns(patterns)
-    except FilterPatternError as exc:
-        raise ValueError(f"invalid filter pattern: {exc}") from None
-    return patterns
-
-
-_PARTITION = r"arn:aws(?:-[a-z]+)*"
-_QUEUE_NAME = r"[A-Za-z0-9_-]{1,80}(?:\.fifo)?"
-_QUEUE_URL = rf"https?://[^/\s]+(?:/[^/\s]+)*/{_QUEUE_NAME}"
-_QUEUE_ARN = rf"{_PARTITION}:sqs:[a-z0-9-]+:\d{{12}}:{_QUEUE_NAME}"
-_TOPIC_ARN = rf"{_PARTITION}:sns:[a-z0-9-]+:\d{{12}}:[A-Za-z0-9_-]{{1,256}}(?:\.fifo)?"
-QueueRef = Annotated[
-    str, AfterValidator(matches(f"{_QUEUE_URL}|{_QUEUE_ARN}|{_QUEUE_NAME}", "an SQS queue URL, ARN or name"))
-]
-Filters = Annotated[list[Any], AfterValidator(_patterns)]
-EventName = Annotated[str, AfterValidator(matches(r"[A-Za-z0-9_.-]+", "letters, digits, '_', '.' or '-'"))]
-MqttFilter = Annotated[str, AfterValidator(_mqtt_filter)]
-BatchWindow = Annotated[Duration, Field(ge=0, le=300)]
-
 
 # --- destinations and retries ----------------------------------------------------------------
 
@@ -192,7 +41,7 @@ class DestinationConfig(ConfigModel):
         str,
         AfterValidator(
             matches(
-                f"sqlite|{_QUEUE_URL}|{_QUEUE_ARN}|{_TOPIC_ARN}",
+                f"sqlite|{QUEUE_URL}|{QUEUE_ARN}|{TOPIC_ARN}",
                 "'sqlite', an SQS queue URL or ARN, or an SNS topic ARN",
             )
         ),
@@ -207,10 +56,12 @@ class DestinationConfig(ConfigModel):
     def kind(self) -> Literal["sqlite", "sqs", "sns"]:
         if self.destination == "sqlite":
             return "sqlite"
-        return "sns" if re.fullmatch(_TOPIC_ARN, self.destination) else "sqs"
+        return "sns" if re.fullmatch(TOPIC_ARN, self.destination) else "sqs"
 
 
 class RetryBackoff(ConfigModel):
+    """The delay before a failed message is redelivered: exponential from base, capped at max."""
+
     base: Duration = Field(default=1.0, ge=0)
     max: Duration = Field(default=300.0, ge=0)
 
@@ -223,6 +74,9 @@ class RetryBackoff(ConfigModel):
 
 # --- event sources ---------------------------------------------------------------------------
 
+# The list defaults below are safe, pydantic copies them; ruff flags them (RUF012) only because it
+# cannot see that ConfigModel, defined in another module, is a pydantic model.
+
 
 class _SourceBase(ConfigModel):
     name: EventName | None = None
@@ -230,6 +84,8 @@ class _SourceBase(ConfigModel):
 
 
 class ScheduleSource(_SourceBase):
+    """An EventBridge Scheduler-like schedule: rate(), cron() or at() in a time zone."""
+
     type: Literal["schedule"]
     expression: str
     timezone: str = "UTC"
@@ -269,13 +125,15 @@ def _batching_rule(batch_size: int, window: float) -> None:
 
 
 class SqsSource(_SourceBase):
+    """An SQS queue polled in batches, as a Lambda event source mapping does."""
+
     type: Literal["sqs"]
     queue: QueueRef
     batch_size: int = Field(default=10, ge=1, le=10000)
     maximum_batching_window: BatchWindow = 0.0
     report_batch_item_failures: bool = False
     maximum_concurrency: int = Field(default=5, ge=2, le=1000)
-    filter_patterns: Filters = []
+    filter_patterns: Filters = []  # noqa: RUF012
     visibility_timeout: Annotated[Duration, Field(ge=0, le=43200)] | None = None
     retry_backoff: RetryBackoff = RetryBackoff()
 
@@ -283,6 +141,15 @@ class SqsSource(_SourceBase):
     def _batching(self) -> SqsSource:
         _batching_rule(self.batch_size, self.maximum_batching_window)
         return self
+
+
+def _record_age(value: object) -> float:
+    if not isinstance(value, bool) and value in (-1, "-1"):
+        return -1.0
+    seconds = parse_duration(value)
+    if not 60 <= seconds <= 604800:
+        raise ValueError(f"must be -1 (no limit) or between 1m and 7d, got {format_duration(seconds)}")
+    return seconds
 
 
 class _StreamSourceBase(_SourceBase):
@@ -293,11 +160,13 @@ class _StreamSourceBase(_SourceBase):
     bisect_batch_on_function_error: bool = False
     parallelization_factor: int = Field(default=1, ge=1, le=10)
     report_batch_item_failures: bool = False
-    filter_patterns: Filters = []
+    filter_patterns: Filters = []  # noqa: RUF012
     on_failure: DestinationConfig | None = None
 
 
 class DynamoDBStreamSource(_StreamSourceBase):
+    """A DynamoDB table's stream, given by table name or stream ARN."""
+
     type: Literal["dynamodb_stream"]
     table: (
         Annotated[str, AfterValidator(matches(r"[A-Za-z0-9_.-]{3,255}", "a DynamoDB table name"))] | None
@@ -306,7 +175,9 @@ class DynamoDBStreamSource(_StreamSourceBase):
         Annotated[
             str,
             AfterValidator(
-                matches(rf"{_PARTITION}:dynamodb:[a-z0-9-]+:\d{{12}}:table/[^/]+/stream/\S+", "a stream ARN")
+                matches(
+                    rf"{ARN_PARTITION}:dynamodb:[a-z0-9-]+:\d{{12}}:table/[^/]+/stream/\S+", "a stream ARN"
+                )
             ),
         ]
         | None
@@ -325,12 +196,14 @@ class DynamoDBStreamSource(_StreamSourceBase):
 
 
 class KinesisSource(_StreamSourceBase):
+    """A Kinesis data stream, given by name or ARN."""
+
     type: Literal["kinesis"]
     stream: Annotated[
         str,
         AfterValidator(
             matches(
-                rf"[A-Za-z0-9_.-]{{1,128}}|{_PARTITION}:kinesis:[a-z0-9-]+:\d{{12}}:stream/[A-Za-z0-9_.-]{{1,128}}",
+                rf"[A-Za-z0-9_.-]{{1,128}}|{ARN_PARTITION}:kinesis:[a-z0-9-]+:\d{{12}}:stream/[A-Za-z0-9_.-]{{1,128}}",
                 "a Kinesis stream name or ARN",
             )
         ),
@@ -365,6 +238,8 @@ class KinesisSource(_StreamSourceBase):
 
 
 class S3Via(ConfigModel):
+    """How an S3 bucket's notifications arrive: through an SQS queue or an MQTT topic filter."""
+
     sqs: QueueRef | None = None
     mqtt: MqttFilter | None = None
 
@@ -386,9 +261,11 @@ def _s3_events(events: list[str]) -> list[str]:
 
 
 class S3Source(_SourceBase):
+    """S3 bucket notifications (filtered by event type, prefix and suffix), delivered via SQS or MQTT."""
+
     type: Literal["s3"]
     bucket: Annotated[str, AfterValidator(matches(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", "an S3 bucket name"))]
-    events: Annotated[list[str], AfterValidator(_s3_events)] = ["s3:ObjectCreated:*"]
+    events: Annotated[list[str], AfterValidator(_s3_events)] = ["s3:ObjectCreated:*"]  # noqa: RUF012
     prefix: str = ""
     suffix: str = ""
     via: S3Via
@@ -401,12 +278,14 @@ class S3Source(_SourceBase):
 
 
 class MqttSource(_SourceBase):
+    """Messages on an MQTT topic filter of the broker configured under `mqtt`."""
+
     type: Literal["mqtt"]
     topic: MqttFilter
     qos: int = Field(default=1, ge=0, le=2)
     batch_size: int = Field(default=10, ge=1, le=10000)
     maximum_batching_window: BatchWindow = 0.0
-    filter_patterns: Filters = []
+    filter_patterns: Filters = []  # noqa: RUF012
     maximum_retry_attempts: int = Field(default=2, ge=0, le=185)
     retry_backoff: RetryBackoff = RetryBackoff()
 

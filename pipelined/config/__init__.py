@@ -1,0 +1,49 @@
+"""The YAML configuration file: models, loading, ``${VAR}`` interpolation and readable errors.
+
+:func:`load_config` raises :class:`~pipelined.errors.ConfigError` whose problems are each one line
+``FILE:LINE: dotted.field.path: message``, all of them, not just the first.
+
+Modules, each importing only those before it: ``types`` (durations, paths, names), ``events`` (event
+sources, destinations), ``functions``, ``settings`` (the top-level sections and :class:`Config`),
+``document`` (YAML lines and interpolation), ``messages`` (pydantic errors made readable), ``load``.
+Import from this package, not from the modules.
+"""
+
+from pipelined.config.events import (
+    DestinationConfig,
+    DynamoDBStreamSource,
+    EventSourceConfig,
+    KinesisSource,
+    MqttSource,
+    RetryBackoff,
+    S3Source,
+    S3Via,
+    ScheduleSource,
+    SqsSource,
+)
+from pipelined.config.functions import FunctionConfig
+from pipelined.config.load import load_config
+from pipelined.config.settings import AwsConfig, Config, HttpConfig, LoggingConfig, MqttConfig
+from pipelined.config.types import Duration, parse_duration
+
+__all__ = [
+    "AwsConfig",
+    "Config",
+    "DestinationConfig",
+    "Duration",
+    "DynamoDBStreamSource",
+    "EventSourceConfig",
+    "FunctionConfig",
+    "HttpConfig",
+    "KinesisSource",
+    "LoggingConfig",
+    "MqttConfig",
+    "MqttSource",
+    "RetryBackoff",
+    "S3Source",
+    "S3Via",
+    "ScheduleSource",
+    "SqsSource",
+    "load_config",
+    "parse_duration",
+]

@@ -1,0 +1,146 @@
+"""The top-level sections of the file (http, aws, mqtt, logging) and :class:`Config`, the whole of it."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, field_validator
+
+from pipelined.config.events import EVENT_SOURCE_CLASSES
+from pipelined.config.functions import FunctionConfig, FunctionName, Isolation
+from pipelined.config.types import ConfigModel, ConfigPath, Duration, FieldValueError, FilePath, matches
+
+
+class HttpConfig(ConfigModel):
+    """Where the HTTP endpoint (/metrics, /healthz, /readyz) listens, as 'host:port'."""
+
+    listen: str = "127.0.0.1:9108"
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        if not bare or (":" in host and bare == host):
+            raise ValueError(f"expected 'host:port' (IPv6 as '[::1]:port'), got {value!r}")
+        if not port.isdigit() or int(port) > 65535:
+            raise ValueError(f"port must be a number between 0 and 65535, got {port!r}")
+        return value
+
+    @property
+    def host(self) -> str:
+        host = self.listen.rpartition(":")[0]
+        return host[1:-1] if host.startswith("[") else host
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+def _http_url(value: str | None) -> str | None:
+    if value is not None and urlsplit(value).scheme not in ("http", "https"):
+        raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+    return value
+
+
+class AwsConfig(ConfigModel):
+    """The AWS region, and an endpoint URL for a local AWS-compatible server (empty means AWS itself)."""
+
+    region: Annotated[str, AfterValidator(matches(r"[a-z0-9-]+", "an AWS region such as 'us-east-1'"))] = (
+        "us-east-1"
+    )
+    endpoint_url: Annotated[
+        str | None, BeforeValidator(lambda v: None if v == "" else v), AfterValidator(_http_url)
+    ] = None
+
+
+class MqttConfig(ConfigModel):
+    """The MQTT broker the mqtt sources (and S3 notifications via MQTT) subscribe to."""
+
+    url: str = "mqtt://127.0.0.1:1883"
+    client_id: str = "pipelined"
+    username: str | None = None
+    password: str | None = None
+    ca_file: FilePath | None = None
+    cert_file: FilePath | None = None
+    key_file: FilePath | None = None
+    keepalive: Duration = Field(default=60.0, ge=0, le=65535)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("mqtt", "mqtts", "ws", "wss"):
+            raise ValueError(f"scheme must be mqtt, mqtts, ws or wss, got {value!r}")
+        try:
+            parts.port  # noqa: B018 - raises ValueError for a bad port
+        except ValueError:
+            raise ValueError(f"invalid port in {value!r}") from None
+        if not parts.hostname:
+            raise ValueError(f"missing host in {value!r}")
+        return value
+
+
+class LoggingConfig(ConfigModel):
+    """The daemon's log level and format (text for people, json for collectors)."""
+
+    level: Annotated[
+        Literal["DEBUG", "INFO", "WARNING", "ERROR"],
+        BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v),
+    ] = "INFO"
+    format: Literal["text", "json"] = "text"
+
+
+class Config(ConfigModel):
+    """The whole configuration file: settings, sections and the functions with their events."""
+
+    state_dir: ConfigPath = Field(default=Path(".pipelined"), validate_default=True)
+    shutdown_timeout: Duration = Field(default=30.0, ge=0)
+    http: HttpConfig = HttpConfig()
+    aws: AwsConfig = AwsConfig()
+    mqtt: MqttConfig = MqttConfig()
+    logging: LoggingConfig = LoggingConfig()
+    # The default for functions without their own `isolation` (declared before `functions` for it).
+    isolation: Isolation = "inline"
+    functions: dict[FunctionName, FunctionConfig]
+    source_path: Path = Field(default_factory=lambda: Path("pipelined.yaml").absolute())
+
+    @field_validator("functions")
+    @classmethod
+    def _some(cls, functions: dict[str, FunctionConfig]) -> dict[str, FunctionConfig]:
+        if not functions:
+            raise ValueError("define at least one function")
+        return functions
+
+    @field_validator("functions")
+    @classmethod
+    def _isolation(
+        cls, functions: dict[str, FunctionConfig], info: ValidationInfo
+    ) -> dict[str, FunctionConfig]:
+        default = info.data.get("isolation", "inline")
+        resolved: dict[str, FunctionConfig] = {}
+        for name, declared in functions.items():
+            function = declared if declared.isolation else declared.model_copy(update={"isolation": default})
+            if function.provisioned_concurrency and function.isolation != "process":
+                raise FieldValueError(
+                    (name, "provisioned_concurrency"),
+                    "needs isolation: process (an inline function has no workers to start ahead)",
+                )
+            resolved[name] = function
+        return resolved
+
+    def summary(self) -> str:
+        """E.g. "2 functions, 3 event sources (2 schedule, 1 sqs)"."""
+        counts: Counter[str] = Counter(e.type for f in self.functions.values() for e in f.events)
+        total = sum(counts.values())
+        text = f"{_plural(len(self.functions), 'function')}, {_plural(total, 'event source')}"
+        if counts:
+            text += " (" + ", ".join(f"{counts[t]} {t}" for t in EVENT_SOURCE_CLASSES if counts[t]) + ")"
+        return text
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
