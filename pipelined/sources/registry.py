@@ -11,11 +11,12 @@ from pipelined.errors import SourceError
 from pipelined.observe.metrics import Metrics
 from pipelined.sources.base import Source
 from pipelined.state import StateStore
+from pipelined.state.interfaces import LOCAL_LEASES, Checkpointer, Leases, LocalCheckpointer
 
 
 @dataclass(frozen=True, slots=True)
 class SourceContext:
-    """What a source may need from the daemon: the config, the state store, AWS clients."""
+    """What a source may need from the daemon: the config, the state store and leases, AWS clients."""
 
     function: str
     config: Config
@@ -23,6 +24,13 @@ class SourceContext:
     aws: AwsClients
     # The daemon's metrics, for counts only the source can make (SQS "deleted", S3 records filtered).
     metrics: Metrics | None = None
+    # Who reads which shard and fires which schedule: this daemon alone, until several share the work.
+    leases: Leases = LOCAL_LEASES
+
+    @property
+    def checkpointer(self) -> Checkpointer:
+        """Where stream sources keep their shards' positions: this daemon's state file."""
+        return LocalCheckpointer(self.state.checkpoints, self.state.markers)
 
 
 SourceFactory = Callable[[EventSourceConfig, SourceContext], Source]
@@ -33,7 +41,7 @@ def _schedule(cfg: EventSourceConfig, ctx: SourceContext) -> Source:
     from pipelined.sources.schedule import ScheduleEventSource
 
     assert isinstance(cfg, ScheduleSource)
-    return ScheduleEventSource(ctx.function, cfg, ctx.state, ctx.config.aws.region)
+    return ScheduleEventSource(ctx.function, cfg, ctx.state, ctx.config.aws.region, leases=ctx.leases)
 
 
 def _sqs(cfg: EventSourceConfig, ctx: SourceContext) -> Source:
@@ -68,7 +76,7 @@ def _dynamodb_stream(cfg: EventSourceConfig, ctx: SourceContext) -> Source:
     from pipelined.sources.streams.dynamodb import dynamodb_stream_source
 
     assert isinstance(cfg, DynamoDBStreamSource)
-    return dynamodb_stream_source(ctx.function, cfg, ctx.state, ctx.aws)
+    return dynamodb_stream_source(ctx.function, cfg, ctx.checkpointer, ctx.leases, ctx.aws)
 
 
 def _kinesis(cfg: EventSourceConfig, ctx: SourceContext) -> Source:
@@ -76,7 +84,7 @@ def _kinesis(cfg: EventSourceConfig, ctx: SourceContext) -> Source:
     from pipelined.sources.streams.kinesis import kinesis_source
 
     assert isinstance(cfg, KinesisSource)
-    return kinesis_source(ctx.function, cfg, ctx.state, ctx.aws)
+    return kinesis_source(ctx.function, cfg, ctx.checkpointer, ctx.leases, ctx.aws)
 
 
 FACTORIES: dict[str, SourceFactory] = {

@@ -183,7 +183,7 @@ async def _park_invalid(ctx: SourceContext, source: str, received: Received, err
         attempts=0,
         first_failed_at=received.at,
     )
-    await ctx.state.add_dead_letters([entry])
+    await ctx.state.dead_letters.add([entry])
     log.warning(
         "%s/%s: message on %r is not an S3 notification (%s); parked in the local dead-letter store",
         ctx.function,

@@ -23,7 +23,7 @@ from pipelined.sources.streams.model import (
     iso_millis,
     shard_info,
 )
-from pipelined.state import StateStore
+from pipelined.state.interfaces import Checkpointer, Leases
 
 # Bytes of a record's event besides its data (keys, ARNs, sequence number), for the 6 MB payload cap.
 _RECORD_OVERHEAD = 500
@@ -136,8 +136,8 @@ class KinesisAdapter:
 
 
 def kinesis_source(
-    function: str, config: KinesisSource, state: StateStore, clients: AwsClients
+    function: str, config: KinesisSource, checkpointer: Checkpointer, leases: Leases, clients: AwsClients
 ) -> StreamSource:
     """The `kinesis` event source of a function."""
     adapter = KinesisAdapter(clients, config.stream, function, bool(config.filter_patterns))
-    return StreamSource(function, config, adapter, state)
+    return StreamSource(function, config, adapter, checkpointer, leases)
