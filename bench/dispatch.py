@@ -45,7 +45,9 @@ class CheckpointingSource(MemorySource):
         self.done = asyncio.Event()
 
     async def settle(self, batch: Batch, outcome: Outcome) -> None:
-        self.state.checkpoint_soon([Checkpoint("bench/memory", "stream", "shard-0", batch.records[-1].id)])
+        self.state.checkpoints.save_soon(
+            [Checkpoint("bench/memory", "stream", "shard-0", batch.records[-1].id)]
+        )
         self.remaining -= 1
         if self.remaining == 0:
             self.done.set()
@@ -72,7 +74,7 @@ async def run_pipelined(batches: int, workdir: Path, state_dir: Path) -> float:
     started = time.perf_counter()
     await runner.start()
     await source.done.wait()
-    await state.flush()
+    await state.checkpoints.flush()
     elapsed = time.perf_counter() - started
     await runner.stop(5)
     await state.close()

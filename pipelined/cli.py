@@ -21,7 +21,7 @@ from pipelined.functions.function import Function
 from pipelined.invoke.service import InvokeService
 from pipelined.observe.logs import setup_logging
 from pipelined.sources.registry import event_type
-from pipelined.state import StateStore
+from pipelined.state import Checkpoint, StateStore
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -173,14 +173,14 @@ async def _dlq(config: Config, args: argparse.Namespace, out: TextIO) -> int:
 
 async def _dlq_command(state: StateStore, config: Config, args: argparse.Namespace, out: TextIO) -> int:
     if args.dlq_command == "list":
-        entries = await state.dead_letters(args.function)
+        entries = await state.dead_letters.list(args.function)
         for e in entries:
             message = (e.error or {}).get("errorMessage", "")
             out.write(f"{e.id}\t{e.function}/{e.source}\t{e.condition}\tattempts={e.attempts}\t{message}\n")
         out.write(f"{len(entries)} parked event(s)\n")
         return EXIT_OK
     if args.dlq_command == "show":
-        entry = await state.dead_letter(args.id)
+        entry = await state.dead_letters.get(args.id)
         if entry is None:
             raise UsageError(f"no parked event with id {args.id}")
         _print_json(
@@ -201,17 +201,17 @@ async def _dlq_command(state: StateStore, config: Config, args: argparse.Namespa
         return EXIT_OK
     if args.dlq_command == "purge":
         if args.function:
-            ids = [e.id for e in await state.dead_letters(args.function)]
-            removed = await state.delete_dead_letters(ids)
+            ids = [e.id for e in await state.dead_letters.list(args.function)]
+            removed = await state.dead_letters.delete(ids)
         else:
-            removed = await state.delete_dead_letters()
+            removed = await state.dead_letters.delete()
         out.write(f"purged {removed} parked event(s)\n")
         return EXIT_OK
     # redrive
     if args.all:
-        entries = await state.dead_letters()
+        entries = await state.dead_letters.list()
     else:
-        entry = await state.dead_letter(args.id)
+        entry = await state.dead_letters.get(args.id)
         if entry is None:
             raise UsageError(f"no parked event with id {args.id}")
         entries = [entry]
@@ -224,12 +224,12 @@ async def _dlq_command(state: StateStore, config: Config, args: argparse.Namespa
                 runtimes[e.function] = _function(config, e.function)
             result = await service.invoke(runtimes[e.function], e.event)
             if result.ok:
-                await state.delete_dead_letters([e.id])
+                await state.dead_letters.delete([e.id])
                 out.write(f"{e.id}\tredriven\n")
             else:
                 failures += 1
                 error = result.error.payload() if result.error is not None else None
-                await state.mark_redrive_failed(e.id, error)
+                await state.dead_letters.mark_redrive_failed(e.id, error)
                 message = (error or {}).get("errorMessage", "")
                 out.write(f"{e.id}\tfailed again: {message}\n")
     finally:
@@ -265,7 +265,13 @@ async def _checkpoints(config: Config, args: argparse.Namespace, out: TextIO) ->
         if args.checkpoints_command == "reset":
             out.write(await reset_checkpoints(state, args.source, args.to, args.shard) + "\n")
             return EXIT_OK
-        rows = await state.checkpoints(args.source)
+        # Markers (an MQTT subscription, a pending reset) were listed as checkpoints before they had a table.
+        rows = await state.checkpoints.list(args.source)
+        rows += [
+            Checkpoint(m.source, m.kind, m.key, m.value, m.updated_at)
+            for m in await state.markers.list(args.source)
+        ]
+        rows.sort(key=lambda c: (c.source, c.stream, c.shard))
     finally:
         await state.close()
     for c in rows:

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 from pipelined import __version__
+from pipelined.state import Checkpoint, StateStore
+from pipelined.state.markers import MQTT_SUBSCRIPTION, STREAM_RESET
 from tests.support import run_cli, write_config
 
 
@@ -131,3 +133,21 @@ def test_config_from_environment_variable(tmp_path: Path) -> None:
     config = config_with(tmp_path, "batch_handlers.environment")
     result = run_cli("invoke", "fn", env={"PIPELINED_CONFIG": str(config)})
     assert result.returncode == 0, result.stderr
+
+
+async def test_checkpoints_list_shows_markers_among_checkpoints_as_rows(tmp_path: Path) -> None:
+    config = config_with(tmp_path, "handlers.record")
+    state = await StateStore.open(tmp_path / "state")
+    await state.checkpoints.save([Checkpoint("fn/k", "arn:aws:kinesis:s", "shard-1", "100")])
+    await state.markers.put("fn/k", STREAM_RESET, STREAM_RESET, "LATEST")
+    await state.markers.put("fn/m", MQTT_SUBSCRIPTION, "client-1", "sensors/#")
+    await state.close()
+    result = run_cli("checkpoints", "list", "-c", str(config))
+    assert result.returncode == 0, result.stderr
+    rows = [line.split("\t")[:4] for line in result.stdout.splitlines()[:-1]]
+    assert rows == [
+        ["fn/k", "*", "*", "LATEST"],
+        ["fn/k", "arn:aws:kinesis:s", "shard-1", "100"],
+        ["fn/m", "mqtt-subscription", "client-1", "sensors/#"],
+    ]
+    assert result.stdout.splitlines()[-1] == "3 checkpoint(s)"

@@ -83,7 +83,7 @@ class SqliteDestination:
             first_failed_at=failed.first_failed_at,
         )
         try:
-            await self._state.add_dead_letters([entry])
+            await self._state.dead_letters.add([entry])
         except Exception as exc:
             raise DestinationError(f"cannot write to the local dead-letter store: {exc}") from exc
 

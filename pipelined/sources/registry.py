@@ -26,11 +26,12 @@ from pipelined.observe.metrics import SourceMetrics
 from pipelined.sources.base import PushSource, Source
 from pipelined.sources.resources import DevResources
 from pipelined.state import StateStore
+from pipelined.state.interfaces import LOCAL_LEASES, Checkpointer, Leases, LocalCheckpointer
 
 
 @dataclass(frozen=True, slots=True)
 class SourceContext:
-    """What a source is given: its function's identity and limits, the stores and connections it uses."""
+    """What a source is given: its function's identity and limits, the stores, leases and connections."""
 
     function: FunctionIdentity
     # The function's reserved_concurrency: no source may run more batches at once than this.
@@ -40,6 +41,13 @@ class SourceContext:
     mqtt: MqttConfig
     # This source's own metric children, for counts only the source can make (SQS "deleted", ...).
     metrics: SourceMetrics
+    # Who reads which shard and fires which schedule: this daemon alone, until several share the work.
+    leases: Leases = LOCAL_LEASES
+
+    @property
+    def checkpointer(self) -> Checkpointer:
+        """Where stream sources keep their shards' positions: this daemon's state file."""
+        return LocalCheckpointer(self.state.checkpoints, self.state.markers)
 
 
 SourceFactory = Callable[[EventSourceConfig, SourceContext], Source | PushSource]
@@ -65,7 +73,9 @@ def _schedule(cfg: EventSourceConfig, ctx: SourceContext) -> Source:
     from pipelined.sources.schedule import ScheduleEventSource
 
     assert isinstance(cfg, ScheduleSource)
-    return ScheduleEventSource(ctx.function.name, cfg, ctx.state, ctx.function.region, ctx.function.account)
+    return ScheduleEventSource(
+        ctx.function.name, cfg, ctx.state, ctx.function.region, ctx.function.account, leases=ctx.leases
+    )
 
 
 def _sqs(cfg: EventSourceConfig, ctx: SourceContext) -> Source:
@@ -96,14 +106,14 @@ def _dynamodb_stream(cfg: EventSourceConfig, ctx: SourceContext) -> PushSource:
     from pipelined.sources.streams.dynamodb import dynamodb_stream_source
 
     assert isinstance(cfg, DynamoDBStreamSource)
-    return dynamodb_stream_source(ctx.function, cfg, ctx.state, ctx.aws)
+    return dynamodb_stream_source(ctx.function, cfg, ctx.checkpointer, ctx.leases, ctx.aws)
 
 
 def _kinesis(cfg: EventSourceConfig, ctx: SourceContext) -> PushSource:
     from pipelined.sources.streams.kinesis import kinesis_source
 
     assert isinstance(cfg, KinesisSource)
-    return kinesis_source(ctx.function, cfg, ctx.state, ctx.aws)
+    return kinesis_source(ctx.function, cfg, ctx.checkpointer, ctx.leases, ctx.aws)
 
 
 def _dev_sqs(cfg: EventSourceConfig, fn: FunctionConfig, found: DevResources) -> None:

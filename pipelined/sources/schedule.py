@@ -23,6 +23,7 @@ from pipelined.core.schedules import (
 )
 from pipelined.core.timestamps import iso_seconds
 from pipelined.state import StateStore
+from pipelined.state.interfaces import LOCAL_LEASES, Leases
 
 log = logging.getLogger("pipelined.sources.schedule")
 
@@ -46,12 +47,14 @@ class ScheduleEventSource:
         region: str,
         account: str = DEFAULT_ACCOUNT_ID,
         clock: Callable[[], float] = time.time,
+        leases: Leases = LOCAL_LEASES,
     ) -> None:
         assert config.name is not None
         self.name = config.name
         self.function = function
         self.config = config
         self.state = state
+        self.leases = leases
         self.region = region
         self.account = account
         self.rule_arn = rule_arn(region, account, f"{function}-{config.name}")
@@ -110,7 +113,7 @@ class ScheduleEventSource:
         return nxt
 
     async def start(self) -> None:
-        last_fire = await self.state.last_fire(self.state_key)
+        last_fire = await self.state.schedules.last_fire(self.state_key)
         self._plan(last_fire, self._clock())
         if self._next is not None:
             log.info("%s: next firing at %s", self.state_key, iso_seconds(self._next))
@@ -118,7 +121,7 @@ class ScheduleEventSource:
     async def poll(self) -> Batch | None:
         async with self._lock:
             if self._due:
-                return self._batch(self._due.popleft())
+                return await self._fire(self._due.popleft())
             if self._next is None:
                 # A past at() schedule: nothing more will ever fire.
                 await asyncio.sleep(3600)
@@ -136,7 +139,14 @@ class ScheduleEventSource:
                 self._plan(fire, now)
             else:
                 self._next = nxt
-            return self._batch(fire)
+            return await self._fire(fire)
+
+    async def _fire(self, fire_time: float) -> Batch | None:
+        """The firing's batch, or None when another daemon leads the schedule and fires it."""
+        if not await self.leases.leads_schedule(self.state_key):
+            log.debug("%s: firing %s left to the schedule's leader", self.state_key, iso_seconds(fire_time))
+            return None
+        return self._batch(fire_time)
 
     def _batch(self, fire_time: float) -> Batch:
         event: Any
@@ -160,7 +170,7 @@ class ScheduleEventSource:
     async def settle(self, batch: Batch, outcome: Outcome) -> None:
         done = outcome.succeeded + outcome.dead_lettered + outcome.filtered
         if done:
-            await self.state.record_fire(self.state_key, max(r.arrived_at for r in done))
+            await self.state.schedules.record_fire(self.state_key, max(r.arrived_at for r in done))
         for record in outcome.failed:
             # Only reached when shutting down mid-retry or the dead-letter store failed.
             log.error("%s: firing %s left unfinished", self.state_key, record.id)

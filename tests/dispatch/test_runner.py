@@ -167,7 +167,7 @@ async def test_failed_batch_is_retried_then_dead_lettered_with_the_failure_recor
     outcome = await r.deliver(batch_of({"id": "a", "poison": True}))
     assert [x.id for x in outcome.dead_lettered] == ["a"]
     assert calls(r) == [["a"], ["a"], ["a"]]
-    [entry] = await state.dead_letters()
+    [entry] = await state.dead_letters.list()
     assert entry.function == "fn" and entry.attempts == 3 and entry.condition == "RetriesExhausted"
     assert entry.event == {"Records": [{"id": "a", "poison": True}]}
     assert entry.error is not None and entry.error["errorType"] == "ValueError"
@@ -205,7 +205,7 @@ async def test_bisect_isolates_the_poison_record_without_counting_splits_as_retr
     # 8 -> 4+4 -> (4 ok) 2+2 -> (2 ok) 1+1 -> 5 fails alone, 4 retries counted zero times.
     assert calls(r)[0] == [str(i) for i in range(8)]
     assert ["5"] in calls(r)
-    [entry] = await state.dead_letters()
+    [entry] = await state.dead_letters.list()
     assert entry.condition == "RetryAttemptsExhausted" and entry.attempts == 1
 
 
@@ -215,7 +215,7 @@ async def test_records_past_maximum_age_are_not_invoked(state: StateStore) -> No
     outcome = await r.deliver(batch_of({"id": "old"}, arrived_at=time.time() - 120))
     assert [x.id for x in outcome.dead_lettered] == ["old"]
     assert calls(r) == []
-    [entry] = await state.dead_letters()
+    [entry] = await state.dead_letters.list()
     assert entry.condition == "RecordAgeExceeded"
 
 

@@ -29,7 +29,7 @@ async def started(
     state: StateStore, now: str, last_fire: str | None = None, **options: Any
 ) -> ScheduleEventSource:
     if last_fire is not None:
-        await state.record_fire("fn/s", ts(last_fire))
+        await state.schedules.record_fire("fn/s", ts(last_fire))
     config = ScheduleSource(type="schedule", name="s", **options)
     source = ScheduleEventSource("fn", config, state, "eu-west-1", clock=lambda: ts(now))
     await source.start()
@@ -113,9 +113,38 @@ async def test_settled_firings_are_persisted(state: StateStore) -> None:
     batch = await asyncio.wait_for(source.poll(), 1)
     assert batch is not None
     await source.settle(batch, Outcome(succeeded=batch.records))
-    assert await state.last_fire("fn/s") == ts("2026-03-02T13:00:00")
+    assert await state.schedules.last_fire("fn/s") == ts("2026-03-02T13:00:00")
 
 
 async def test_a_past_at_schedule_never_fires(state: StateStore) -> None:
     source = await started(state, "2026-03-02T13:30:00", expression="at(2026-03-01T00:00:00)")
     assert await immediate_times(source) == []
+
+
+class Follower:
+    """The leases of a daemon that leads no schedule."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    async def owns_shard(self, source: str, shard: str) -> bool:
+        return False
+
+    async def release_shard(self, source: str, shard: str) -> None:
+        return None
+
+    async def leads_schedule(self, source: str) -> bool:
+        self.asked.append(source)
+        return False
+
+
+async def test_a_schedule_led_by_another_daemon_does_not_fire_here(state: StateStore) -> None:
+    await state.schedules.record_fire("fn/s", ts("2026-03-02T11:30:00"))
+    config = ScheduleSource(type="schedule", name="s", expression="cron(0 * * * ? *)", catch_up="all")
+    leases = Follower()
+    source = ScheduleEventSource(
+        "fn", config, state, "eu-west-1", clock=lambda: ts("2026-03-02T13:30:00"), leases=leases
+    )
+    await source.start()
+    assert [await asyncio.wait_for(source.poll(), 1) for _ in range(2)] == [None, None]
+    assert leases.asked == ["fn/s", "fn/s"]

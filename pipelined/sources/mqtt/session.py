@@ -26,7 +26,8 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from pipelined.config import MqttConfig
 from pipelined.errors import SourceError
-from pipelined.state import Checkpoint, StateStore
+from pipelined.state import StateStore
+from pipelined.state.markers import MQTT_SUBSCRIPTION
 
 log = logging.getLogger("pipelined.sources.mqtt")
 
@@ -37,8 +38,6 @@ RECONNECT_BACKOFF_MAX = 10.0
 REDELIVERY_DELAY = 2.0
 # Brokers let ~20 unacknowledged messages be in flight per client unless told more (Receive Maximum).
 MIN_RECEIVE_MAXIMUM = 20
-# The last subscribed topic filter is kept in the checkpoint table, to unsubscribe it when it changes.
-SUBSCRIPTION_STREAM = "mqtt-subscription"
 _DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883, "ws": 80, "wss": 443}
 
 
@@ -219,15 +218,10 @@ class MqttConnection:
             if isinstance(code, ReasonCode) and code.value < self.qos:
                 log.warning("%s: broker granted QoS %d for %r only", self.key, code.value, self.topic)
         if previous != self.topic:
-            await self._state.save_checkpoints(
-                [Checkpoint(self.key, SUBSCRIPTION_STREAM, self.client_id, self.topic)]
-            )
+            await self._state.markers.put(self.key, MQTT_SUBSCRIPTION, self.client_id, self.topic)
 
     async def _previous_topic(self) -> str | None:
-        for checkpoint in await self._state.checkpoints(self.key):
-            if checkpoint.stream == SUBSCRIPTION_STREAM and checkpoint.shard == self.client_id:
-                return checkpoint.sequence
-        return None
+        return await self._state.markers.get(self.key, MQTT_SUBSCRIPTION, self.client_id)
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         """Queue incoming messages until the connection drops (raises) or failed messages need redelivery."""

@@ -24,7 +24,7 @@ from pipelined.sources.streams.model import (
     iso_seconds,
     shard_info,
 )
-from pipelined.state import StateStore
+from pipelined.state.interfaces import Checkpointer, Leases
 
 # The event repeats the images in DynamoDB JSON, larger than SizeBytes; this keeps the 6 MB cap safe.
 _SIZE_FACTOR = 2
@@ -189,10 +189,14 @@ class DynamoDBStreamAdapter:
 
 
 def dynamodb_stream_source(
-    function: FunctionIdentity, config: DynamoDBStreamSource, state: StateStore, clients: AwsClients
+    function: FunctionIdentity,
+    config: DynamoDBStreamSource,
+    checkpointer: Checkpointer,
+    leases: Leases,
+    clients: AwsClients,
 ) -> StreamSource:
     """The `dynamodb_stream` event source of a function."""
     adapter = DynamoDBStreamAdapter(
         clients, table=config.table, stream_arn=config.stream_arn, filter_data=bool(config.filter_patterns)
     )
-    return StreamSource(function.name, config, adapter, state)
+    return StreamSource(function.name, config, adapter, checkpointer, leases)

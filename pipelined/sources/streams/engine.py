@@ -24,7 +24,6 @@ from pipelined.sources.streams.model import (
     AT_SEQUENCE,
     AT_TIMESTAMP,
     LATEST_MARGIN,
-    RESET_MARKER,
     SHARD_END,
     TRIM_HORIZON,
     Position,
@@ -35,6 +34,8 @@ from pipelined.sources.streams.model import (
 )
 from pipelined.sources.streams.shard_reader import BatchToken, ReaderSettings, ShardReader
 from pipelined.state import Checkpoint, StateStore
+from pipelined.state.interfaces import LOCAL_LEASES, Checkpointer, Leases
+from pipelined.state.markers import STREAM_RESET
 
 log = logging.getLogger("pipelined.sources.streams")
 
@@ -52,14 +53,16 @@ class StreamSource(PushSourceBase):
         function: str,
         config: StreamConfig,
         adapter: StreamAdapter,
-        state: StateStore,
+        checkpointer: Checkpointer,
+        leases: Leases = LOCAL_LEASES,
         discovery_interval: float = DISCOVERY_INTERVAL,
     ) -> None:
         assert config.name is not None
         super().__init__(config.name, f"{function}/{config.name}")
         self.config = config
         self.adapter = adapter
-        self.state = state
+        self.checkpointer = checkpointer
+        self.leases = leases
         self.discovery_interval = discovery_interval
         self.retry_policy = RetryPolicy(
             maximum_retry_attempts=config.maximum_retry_attempts,
@@ -95,15 +98,14 @@ class StreamSource(PushSourceBase):
         try:
             self.stream_arn = await self.adapter.resolve()
             shards = await self.adapter.list_shards()
-            rows = await self.state.checkpoints(self.key)
+            self._stored = await self.checkpointer.load(self.key, self.stream_arn)
+            reset_to = await self.checkpointer.reset_to(self.key)
         except PipelinedError:
             raise
         except Exception as exc:
             raise SourceError(f"{self.key}: cannot read the stream: {exc}") from exc
-        self._stored = {r.shard: r.sequence for r in rows if r.stream == self.stream_arn}
         if not self._stored:
-            marker = next((r.sequence for r in rows if r.shard == RESET_MARKER), None)
-            await self._pin_start(shards, marker or self.config.starting_position)
+            await self._pin_start(shards, reset_to or self.config.starting_position)
         self._finished = {shard for shard, value in self._stored.items() if value == SHARD_END}
         self._shards = {s.shard_id: s for s in shards}
         open_shards = sum(1 for s in shards if not s.closed)
@@ -124,7 +126,7 @@ class StreamSource(PushSourceBase):
             pinned = {s.shard_id: f"{AT_TIMESTAMP}{stamp.timestamp()}" for s in shards}
         else:
             return  # TRIM_HORIZON is what a shard without a checkpoint gets anyway
-        await self.state.save_checkpoints(
+        await self.checkpointer.pin(
             Checkpoint(self.key, self.stream_arn, shard, value) for shard, value in pinned.items()
         )
         self._stored.update(pinned)
@@ -168,7 +170,7 @@ class StreamSource(PushSourceBase):
         self._stop_producing()
         tasks = [t for t in (*self._tasks.values(), self._discovery) if t is not None]
         await asyncio.gather(*tasks, return_exceptions=True)
-        await self.state.flush()
+        await self.checkpointer.flush()
 
     # --- shards and lineage --------------------------------------------------------------------------
 
@@ -244,7 +246,7 @@ class StreamSource(PushSourceBase):
             # Room for a whole GetRecords page while the previous one is still being processed.
             buffer_limit=2 * max(self.adapter.max_fetch, c.batch_size * c.parallelization_factor),
         )
-        reader = ShardReader(shard, start, self.adapter, self.state, settings, self)
+        reader = ShardReader(shard, start, self.adapter, self.checkpointer, self.leases, settings, self)
         self._readers[shard.shard_id] = reader
         task = asyncio.create_task(reader.run(), name=f"{self.key}:{shard.shard_id}")
         self._tasks[shard.shard_id] = task
@@ -302,12 +304,13 @@ class StreamSource(PushSourceBase):
 
 async def reset_checkpoints(state: StateStore, source: str, to: str | None, shard: str | None) -> str:
     """Rewind a stream source's checkpoints (daemon stopped); returns what was done, for the user."""
-    rows = [c for c in await state.checkpoints(source) if c.shard != RESET_MARKER]
+    rows = await state.checkpoints.list(source)
     if to is None or to in (TRIM_HORIZON, "LATEST"):
-        removed = await state.delete_checkpoints(source)
+        # A pending reset it replaces counts as removed, as when it was a row of the checkpoints table.
+        removed = await state.checkpoints.delete(source) + await state.markers.delete(source, STREAM_RESET)
         if to is None:
             return f"{source}: removed {removed} checkpoint(s); the next start uses its starting_position"
-        await state.save_checkpoints([Checkpoint(source, RESET_MARKER, RESET_MARKER, to)])
+        await state.markers.put(source, STREAM_RESET, STREAM_RESET, to)
         return f"{source}: removed {removed} checkpoint(s); the next start reads every shard from {to}"
     if not is_sequence_number(to):
         raise UsageError(f"--to must be TRIM_HORIZON, LATEST or a sequence number, got {to!r}")
@@ -324,7 +327,7 @@ async def reset_checkpoints(state: StateStore, source: str, to: str | None, shar
         raise UsageError(
             f"{source} has no checkpoint for shard {shard} (known: {', '.join(shards) or 'none'})"
         )
-    await state.save_checkpoints(
+    await state.checkpoints.save(
         [Checkpoint(source, c.stream, shard, f"{AT_SEQUENCE}{to}") for c in matching]
     )
     return f"{source}: shard {shard} restarts at sequence number {to} (that record is delivered again)"

@@ -23,7 +23,7 @@ from pipelined.sources.streams.model import (
     iso_millis,
     shard_info,
 )
-from pipelined.state import StateStore
+from pipelined.state.interfaces import Checkpointer, Leases
 
 # Bytes of a record's event besides its data (keys, ARNs, sequence number), for the 6 MB payload cap.
 _RECORD_OVERHEAD = 500
@@ -138,10 +138,14 @@ class KinesisAdapter:
 
 
 def kinesis_source(
-    function: FunctionIdentity, config: KinesisSource, state: StateStore, clients: AwsClients
+    function: FunctionIdentity,
+    config: KinesisSource,
+    checkpointer: Checkpointer,
+    leases: Leases,
+    clients: AwsClients,
 ) -> StreamSource:
     """The `kinesis` event source of a function."""
     # pipelined has no execution roles: name one per function, as the invokeIdentityArn shows.
     identity = role_arn(function.account, function.name)
     adapter = KinesisAdapter(clients, config.stream, identity, bool(config.filter_patterns))
-    return StreamSource(function.name, config, adapter, state)
+    return StreamSource(function.name, config, adapter, checkpointer, leases)

@@ -16,8 +16,6 @@ SHARD_END = "SHARD_END"  # the shard was read to its end and every record settle
 TRIM_HORIZON = "TRIM_HORIZON"  # start from the oldest record still in the shard
 AT_SEQUENCE = "AT:"  # `checkpoints reset --to SEQ`: deliver this record again
 AT_TIMESTAMP = "AT_TIMESTAMP:"  # records that arrived at or after this epoch time
-# `checkpoints reset --to TRIM_HORIZON|LATEST` leaves this row: the next start begins afresh there.
-RESET_MARKER = "*"
 
 T = TypeVar("T")
 

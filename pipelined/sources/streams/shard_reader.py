@@ -26,7 +26,8 @@ from pipelined.sources.streams.model import (
     StreamRecord,
     is_sequence_number,
 )
-from pipelined.state import Checkpoint, StateStore
+from pipelined.state import Checkpoint
+from pipelined.state.interfaces import Checkpointer, Leases
 
 log = logging.getLogger("pipelined.sources.streams")
 
@@ -36,6 +37,8 @@ MAX_BATCH_BYTES = 6_000_000
 MAX_BUFFER_BYTES = 64_000_000
 # Backoff after a failed API call or a batch left unfinished doubles up to this many seconds.
 MAX_BACKOFF = 30.0
+# Seconds between asking for the lease of a shard that another daemon reads.
+LEASE_RETRY = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +117,8 @@ class ShardReader:
         shard: ShardInfo,
         start: Position,
         adapter: StreamAdapter,
-        state: StateStore,
+        checkpointer: Checkpointer,
+        leases: Leases,
         settings: ReaderSettings,
         hooks: ReaderHooks,
     ) -> None:
@@ -122,7 +126,8 @@ class ShardReader:
         self.shard_id = shard.shard_id
         self._start = start
         self._adapter = adapter
-        self._state = state
+        self._checkpointer = checkpointer
+        self._leases = leases
         self._settings = settings
         self._hooks = hooks
         self._lanes = [_Lane() for _ in range(max(1, settings.lanes))]
@@ -151,7 +156,20 @@ class ShardReader:
         self._wake.set()
 
     async def run(self) -> None:
-        """Read until the shard is finished or the reader is stopped."""
+        """Read until the shard is finished or the reader is stopped, holding the shard's lease."""
+        key = self._settings.source_key
+        while not await self._leases.owns_shard(key, self.shard_id):
+            if self._stopped:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), LEASE_RETRY)
+            self._wake.clear()
+        try:
+            await self._read()
+        finally:
+            await self._leases.release_shard(key, self.shard_id)
+
+    async def _read(self) -> None:
         log.info("%s: reading shard %s from %s", self._settings.source_key, self.shard_id, self._start)
         iterator: str | None = None
         while not self._stopped:
@@ -378,11 +396,14 @@ class ShardReader:
     def _save(self, value: str) -> None:
         self.checkpoint = value
         s = self._settings
-        self._state.checkpoint_soon([Checkpoint(s.source_key, s.stream_arn, self.shard_id, value)])
+        self._checkpointer.save_soon(Checkpoint(s.source_key, s.stream_arn, self.shard_id, value))
 
     async def _finish(self) -> None:
-        self._save(SHARD_END)
+        self.checkpoint = SHARD_END
+        s = self._settings
         # Children start only once this is on disk, so a crash can never run a child before its parent.
-        await self._state.flush()
+        await self._checkpointer.save_durably(
+            Checkpoint(s.source_key, s.stream_arn, self.shard_id, SHARD_END)
+        )
         log.info("%s: shard %s finished", self._settings.source_key, self.shard_id)
         self._hooks.shard_finished(self.shard_id)

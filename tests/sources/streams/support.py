@@ -23,6 +23,7 @@ from pipelined.sources.streams.engine import StreamSource
 from pipelined.sources.streams.kinesis import KinesisAdapter
 from pipelined.sources.streams.model import StreamAdapter
 from pipelined.state import StateStore
+from pipelined.state.interfaces import LocalCheckpointer
 from tests.support import TEST_FUNCTIONS
 
 
@@ -67,8 +68,8 @@ class Pipeline:
         return float(value or 0.0)
 
     async def checkpoints(self) -> dict[str, str]:
-        await self.state.flush()
-        return {c.shard: c.sequence for c in await self.state.checkpoints("fn/src")}
+        await self.state.checkpoints.flush()
+        return {c.shard: c.sequence for c in await self.state.checkpoints.list("fn/src")}
 
 
 def kinesis_config(stream: str, **options: Any) -> KinesisSource:
@@ -110,7 +111,8 @@ async def pipeline(
                 stream_arn=config.stream_arn,
                 filter_data=bool(config.filter_patterns),
             )
-        source = StreamSource("fn", config, chosen, state, discovery_interval=discovery_interval)
+        checkpointer = LocalCheckpointer(state.checkpoints, state.markers)
+        source = StreamSource("fn", config, chosen, checkpointer, discovery_interval=discovery_interval)
         app_config = Config(
             functions={
                 "fn": FunctionConfig(

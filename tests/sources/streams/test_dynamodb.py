@@ -156,7 +156,7 @@ async def test_records_older_than_maximum_record_age_reach_the_destination_uninv
     async with pipeline(tmp_path, config, "record", adapter=recorded(api)) as p:
         total = sum(map(len, fixture["GetRecords"].values()))
         await until(lambda: p.metric("pipelined_events_total", outcome="dead_lettered") == total, timeout=10)
-        entries = await p.state.dead_letters()
+        entries = await p.state.dead_letters.list()
     assert p.calls == []
     root = next(e for e in entries if e.failure_record["DDBStreamBatchInfo"]["shardId"].endswith("a1b2c3d4"))
     wire = fixture["GetRecords"]["shardId-00000001714641322480-a1b2c3d4"]

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from pipelined.core.records import Batch, Outcome, Record
+from pipelined.sources.streams import shard_reader
 from pipelined.sources.streams.engine import StreamSource, reset_checkpoints
 from pipelined.sources.streams.model import (
     DataTrimmedError,
@@ -26,6 +27,7 @@ from pipelined.sources.streams.model import (
     iso_millis,
 )
 from pipelined.state import Checkpoint, StateStore
+from pipelined.state.interfaces import LocalCheckpointer
 from tests.sources.push_support import next_pushed, start_pushing
 from tests.sources.streams.support import kinesis_config, pipeline
 from tests.support import until
@@ -117,7 +119,10 @@ def keys(records: list[dict[str, Any]] | tuple[Record, ...]) -> list[str]:
 
 async def started(fake: FakeStream, state: StateStore, **options: Any) -> StreamSource:
     options.setdefault("starting_position", "TRIM_HORIZON")
-    source = StreamSource("fn", kinesis_config("fake", **options), fake, state, discovery_interval=0.05)
+    checkpointer = LocalCheckpointer(state.checkpoints, state.markers)
+    source = StreamSource(
+        "fn", kinesis_config("fake", **options), fake, checkpointer, discovery_interval=0.05
+    )
     await start_pushing(source)
     return source
 
@@ -127,8 +132,8 @@ async def next_batch(source: StreamSource) -> Batch:
 
 
 async def stored(state: StateStore) -> dict[str, str]:
-    await state.flush()
-    return {c.shard: c.sequence for c in await state.checkpoints("fn/src")}
+    await state.checkpoints.flush()
+    return {c.shard: c.sequence for c in await state.checkpoints.list("fn/src")}
 
 
 async def _checkpoint_is(p: Any, shard: str, value: str) -> bool:
@@ -288,7 +293,7 @@ async def test_a_trimmed_checkpoint_continues_from_the_oldest_record(
     fake.add_shard("s0")
     seqs = [fake.put("s0", "k") for _ in range(5)]
     fake.trimmed["s0"] = 3  # the first three records expired while the daemon was down
-    await state.save_checkpoints([Checkpoint("fn/src", ARN, "s0", seqs[0])])
+    await state.checkpoints.save([Checkpoint("fn/src", ARN, "s0", seqs[0])])
     await state.close()
     config = kinesis_config("fake", starting_position="TRIM_HORIZON")
     async with pipeline(tmp_path, config, "record", adapter=lambda _: fake) as p:
@@ -365,7 +370,7 @@ async def test_reset_to_trim_horizon_replays_and_reset_to_a_sequence_number_resu
     fake.add_shard("s0")
     seqs = [fake.put("s0", "k") for _ in range(4)]
     config = kinesis_config("fake", starting_position="LATEST")
-    await state.save_checkpoints([Checkpoint("fn/src", ARN, "s0", seqs[-1])])
+    await state.checkpoints.save([Checkpoint("fn/src", ARN, "s0", seqs[-1])])
     message = await reset_checkpoints(state, "fn/src", "TRIM_HORIZON", None)
     assert "removed 1 checkpoint" in message
     await state.close()
@@ -378,6 +383,49 @@ async def test_reset_to_trim_horizon_replays_and_reset_to_a_sequence_number_resu
     async with pipeline(tmp_path, config, "record", adapter=lambda _: fake) as p:
         await until(lambda: len(p.delivered()) == 2, timeout=5)
         assert keys(p.delivered()) == seqs[2:]
+
+
+class HeldElsewhere:
+    """Leases of a daemon whose shards another daemon reads until `free` is set."""
+
+    def __init__(self) -> None:
+        self.free = False
+        self.asked = 0
+        self.released: list[str] = []
+
+    async def owns_shard(self, source: str, shard: str) -> bool:
+        self.asked += 1
+        return self.free
+
+    async def release_shard(self, source: str, shard: str) -> None:
+        self.released.append(shard)
+
+    async def leads_schedule(self, source: str) -> bool:
+        return True
+
+
+async def test_a_shard_leased_by_another_daemon_is_read_once_its_lease_is_free(
+    state: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(shard_reader, "LEASE_RETRY", 0.02)
+    fake = FakeStream()
+    fake.add_shard("s0")
+    seq = fake.put("s0", "k")
+    leases = HeldElsewhere()
+    checkpointer = LocalCheckpointer(state.checkpoints, state.markers)
+    config = kinesis_config("fake", starting_position="TRIM_HORIZON")
+    source = StreamSource("fn", config, fake, checkpointer, leases, discovery_interval=0.05)
+    await start_pushing(source)
+    try:
+        await until(lambda: leases.asked >= 3, timeout=5)
+        assert fake.iterators == []
+        leases.free = True
+        batch = await next_batch(source)
+        assert keys(batch.records) == [seq]
+        await source.settle(batch, Outcome(succeeded=batch.records))
+    finally:
+        await source.close()
+    assert leases.released == ["s0"]
 
 
 # --- batching and failure records ------------------------------------------------------------------
@@ -405,7 +453,7 @@ async def test_records_too_old_go_to_the_destination_with_kinesis_batch_info(tmp
     config = kinesis_config("fake", starting_position="TRIM_HORIZON", maximum_record_age="1m")
     async with pipeline(tmp_path, config, "record", adapter=lambda _: fake) as p:
         await until(lambda: _checkpoint_is(p, "shardId-000000000003", seqs[-1]), timeout=5)
-        [entry] = await p.state.dead_letters()
+        [entry] = await p.state.dead_letters.list()
     assert p.calls == []
     record = entry.failure_record
     assert record["requestContext"]["condition"] == "RecordAgeExceeded"

@@ -173,7 +173,7 @@ async def test_exhausted_retries_send_the_batch_to_the_destination_and_the_shard
     config = kinesis_config("events", starting_position="TRIM_HORIZON", maximum_retry_attempts=1)
     async with pipeline(tmp_path, config, "fail", kinesis.meta.endpoint_url) as p:
         await until(lambda: checkpoint_is(p, "shardId-000000000000", seqs[-1]), timeout=10)
-        [entry] = await p.state.dead_letters()
+        [entry] = await p.state.dead_letters.list()
     assert len(p.calls) == 2
     assert entry.failure_record["requestContext"]["condition"] == "RetryAttemptsExhausted"
     assert entry.failure_record["requestContext"]["approximateInvokeCount"] == 2

@@ -1,0 +1,105 @@
+"""The state file: opening it (WAL), its versioned migrations and the schema version check."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import aiosqlite
+
+from pipelined.errors import StateError
+
+STATE_FILE = "state.db"
+
+# Each entry moves the schema one version up; PRAGMA user_version records how far a file has come.
+# Never edit a released migration: append a new one.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE checkpoints (
+        source TEXT NOT NULL,
+        stream TEXT NOT NULL,
+        shard TEXT NOT NULL,
+        sequence TEXT NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (source, stream, shard)
+    );
+    CREATE TABLE schedule_state (
+        source TEXT PRIMARY KEY,
+        last_fire REAL NOT NULL
+    );
+    CREATE TABLE dead_letters (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        function TEXT NOT NULL,
+        source TEXT NOT NULL,
+        event TEXT NOT NULL,
+        error TEXT,
+        failure_record TEXT NOT NULL,
+        condition TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        first_failed_at REAL NOT NULL,
+        last_failed_at REAL NOT NULL
+    );
+    CREATE INDEX dead_letters_function ON dead_letters (function);
+    """,
+    # Markers used to live in `checkpoints` as fake shards: the MQTT session's topic filter (stream
+    # 'mqtt-subscription', shard = client id) and a pending `checkpoints reset` (stream and shard '*').
+    # They move, unchanged, to a table of their own, so that `checkpoints` holds only stream positions.
+    """
+    CREATE TABLE markers (
+        source TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (source, kind, key)
+    );
+    INSERT INTO markers (source, kind, key, value, updated_at)
+        SELECT source, stream, shard, sequence, updated_at FROM checkpoints
+        WHERE stream = 'mqtt-subscription' OR (stream = '*' AND shard = '*');
+    DELETE FROM checkpoints WHERE stream = 'mqtt-subscription' OR (stream = '*' AND shard = '*');
+    """,
+)
+
+
+async def open_database(state_dir: Path) -> tuple[aiosqlite.Connection, Path]:
+    """Open (creating if needed) `state_dir/state.db` and bring its schema up to date."""
+    path = Path(state_dir) / STATE_FILE
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(path, isolation_level=None)
+    except (OSError, sqlite3.Error) as exc:
+        raise StateError(f"cannot open state file {path}: {exc}") from exc
+    db.row_factory = sqlite3.Row
+    try:
+        await _prepare(db, path)
+    except sqlite3.Error as exc:
+        await db.close()
+        raise StateError(f"cannot use state file {path}: {exc}") from exc
+    except StateError:
+        await db.close()
+        raise
+    return db, path
+
+
+async def _prepare(db: aiosqlite.Connection, path: Path) -> None:
+    await db.execute("PRAGMA journal_mode=WAL")
+    # NORMAL is durable across a daemon crash in WAL mode; only an OS crash may lose the last commit.
+    await db.execute("PRAGMA synchronous=NORMAL")
+    # The CLI (dlq, checkpoints) may touch the file while the daemon runs.
+    await db.execute("PRAGMA busy_timeout=5000")
+    version = await schema_version(db)
+    if version > len(MIGRATIONS):
+        raise StateError(
+            f"{path} has schema version {version}, newer than this pipelined "
+            f"understands ({len(MIGRATIONS)}); upgrade pipelined"
+        )
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        # executescript commits on its own; the version bump rides in the same script.
+        await db.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+
+
+async def schema_version(db: aiosqlite.Connection) -> int:
+    """The schema version of an open file."""
+    async with db.execute("PRAGMA user_version") as cursor:
+        row = await cursor.fetchone()
+    return int(row[0]) if row else 0
