@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from typing import Any
 
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 
 from pipelined.config import AwsConfig
+from pipelined.core.identity import parse_arn
 
 MAX_POOL_CONNECTIONS = 1000
 
@@ -49,12 +51,19 @@ class AwsClients:
         await self._stack.aclose()
 
 
-def parse_arn(arn: str) -> dict[str, str]:
-    """Split `arn:partition:service:region:account:resource` into its named parts."""
-    parts = arn.split(":", 5)
-    if len(parts) != 6 or parts[0] != "arn":
-        raise ValueError(f"not an ARN: {arn!r}")
-    return dict(zip(("arn", "partition", "service", "region", "account", "resource"), parts, strict=True))
+def aws_error(exc: BaseException) -> Mapping[str, Any]:
+    """The `Error` part of a botocore ClientError ({} for anything else): its `Code` and `Message`."""
+    response = getattr(exc, "response", None)
+    error = response.get("Error") if isinstance(response, Mapping) else None
+    return error if isinstance(error, Mapping) else {}
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line description of an AWS call's failure."""
+    error = aws_error(exc)
+    if error.get("Code"):
+        return f"{error['Code']}: {error.get('Message', '')}".rstrip(": ")
+    return f"{type(exc).__name__}: {exc}"
 
 
 async def resolve_queue_url(sqs: Any, queue: str) -> str:

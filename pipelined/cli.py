@@ -9,13 +9,13 @@ import os
 import socket
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from pipelined import __version__
 from pipelined.app.assembly import build_function
 from pipelined.config import Config, load_config
+from pipelined.core.timestamps import iso_seconds
 from pipelined.errors import ConfigError, PipelinedError, UsageError
 from pipelined.functions.function import Function
 from pipelined.invoke.service import InvokeService
@@ -275,7 +275,7 @@ async def _checkpoints(config: Config, args: argparse.Namespace, out: TextIO) ->
     finally:
         await state.close()
     for c in rows:
-        updated = datetime.fromtimestamp(c.updated_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        updated = iso_seconds(c.updated_at)
         out.write(f"{c.source}\t{c.stream}\t{c.shard}\t{c.sequence}\t{updated}\n")
     out.write(f"{len(rows)} checkpoint(s)\n")
     return EXIT_OK

@@ -19,14 +19,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from pipelined.aws import AwsClients, resolve_queue_url
+from pipelined.aws import AwsClients, describe, resolve_queue_url
 from pipelined.config import Config
 from pipelined.errors import PipelinedError, UsageError
 from pipelined.observe.logs import setup_logging
 from pipelined.sources.registry import event_type
 from pipelined.sources.resources import DevResources
 from pipelined.sources.s3.via_sqs import setup_notifications
-from pipelined.sources.sqs.settle import describe
 
 log = logging.getLogger("pipelined.dev")
 

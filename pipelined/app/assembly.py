@@ -14,8 +14,8 @@ from pipelined.dispatch.runner import SourceRunner
 from pipelined.functions.function import Function
 from pipelined.invoke.service import InvocationKind, InvokeService
 from pipelined.observe.metrics import Metrics
-from pipelined.sources.base import PushSource, Source
-from pipelined.sources.registry import SourceContext, build_source, event_type
+from pipelined.sources.base import PushSource, Source, SourceContext
+from pipelined.sources.registry import build_source, event_type
 from pipelined.state import StateStore
 
 # Where failure records go when neither the source nor the function names a destination.

@@ -15,6 +15,7 @@ RunnerKey = tuple[str, str]
 class RunnerSpec:
     """What a running source was built from, to tell on reload whether it changed."""
 
+    # The function without its `events`: a sibling source changing does not restart this one.
     function: FunctionConfig
     source: EventSourceConfig
 
@@ -42,7 +43,7 @@ def wanted_runners(config: Config) -> dict[RunnerKey, RunnerSpec]:
         for source in function.events:
             if source.enabled:
                 assert source.name is not None
-                wanted[(name, source.name)] = RunnerSpec(function, source)
+                wanted[(name, source.name)] = RunnerSpec(_without_events(function), source)
     return wanted
 
 

@@ -4,6 +4,25 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Literal
+
+Jitter = Literal["none", "full", "equal"]
+
+
+def backoff(
+    attempt: int, base: float, cap: float, jitter: Jitter = "none", rng: random.Random | None = None
+) -> float:
+    """Seconds to wait before try `attempt + 1`: base * 2**attempt, at most `cap`.
+
+    Jitter spreads clients that failed together: "full" waits uniform(0, d) (AWS's advice for retries),
+    "equal" uniform(d/2, d) (the wait still visibly grows), "none" exactly d (reconnect and poll loops).
+    """
+    delay = min(cap, base * 2.0 ** min(max(attempt, 0), 62))
+    if jitter == "full":
+        return (rng or random).uniform(0, delay)
+    if jitter == "equal":
+        return (rng or random).uniform(delay / 2, delay)
+    return delay
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,8 +42,7 @@ class RetryPolicy:
 
     def backoff(self, retries_done: int, rng: random.Random | None = None) -> float:
         """Exponential backoff with full jitter: uniform(0, min(max, base * 2**retries_done))."""
-        ceiling = min(self.backoff_max, self.backoff_base * (2 ** min(retries_done, 62)))
-        return (rng or random).uniform(0, ceiling)
+        return backoff(retries_done, self.backoff_base, self.backoff_max, "full", rng)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from typing import Any
 
 from pipelined.core.filtering import EventFilter
 from pipelined.core.records import Batch, Outcome, Record
+from pipelined.core.retry import backoff
 from pipelined.dispatch.delivery import Delivery
 from pipelined.dispatch.destinations import Destination
 from pipelined.functions.function import Function
@@ -43,6 +44,8 @@ class SourceRunner:
         self._workers: list[asyncio.Task[None]] = []
         self._polling: set[asyncio.Task[Any]] = set()
         self._up: bool | None = None
+        # Decided once: isinstance() against a runtime-checkable Protocol is slow on the hot path.
+        self._pushes = isinstance(source, PushSource)
         self._delivery = Delivery(
             self.key, caller, source, source.retry_policy, metrics, destination, self._stopping
         )
@@ -132,7 +135,7 @@ class SourceRunner:
                 self.metrics.source_errors.inc()
                 self._up = False
                 self.metrics.source_up.set(0)
-                delay = min(POLL_ERROR_BACKOFF_MAX, 0.5 * 2 ** min(failures, 10))
+                delay = backoff(failures, 0.5, POLL_ERROR_BACKOFF_MAX)
                 log.warning("%s: polling failed (%s); retrying in %.1fs", self.key, exc, delay)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), delay)
@@ -184,5 +187,5 @@ class SourceRunner:
             # The records come back upstream (visibility, no checkpoint, no ack): retried, never lost.
             self.metrics.source_errors.inc()
             log.warning("%s: settling a batch failed (%s); its records will be redelivered", self.key, exc)
-        if isinstance(self.source, PushSource):
+        if self._pushes:
             self._report_health()

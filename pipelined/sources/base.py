@@ -1,12 +1,20 @@
-"""The protocols between event sources and the dispatcher: pulled sources, pushing sources, their sink."""
+"""The protocols between event sources and the dispatcher (pulled sources, pushing sources, their sink),
+and the context every source is built with."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from pipelined.aws import AwsClients
+from pipelined.config import MqttConfig
+from pipelined.core.identity import FunctionIdentity
 from pipelined.core.records import Batch, Outcome
 from pipelined.core.retry import RetryPolicy
+from pipelined.observe.metrics import SourceMetrics
+from pipelined.state import StateStore
+from pipelined.state.interfaces import LOCAL_LEASES, Checkpointer, Leases, LocalCheckpointer
 
 
 class FailureContext(Protocol):
@@ -99,3 +107,24 @@ class PushSource(Protocol):
     @property
     def healthy(self) -> bool:
         """False while the upstream is unreachable (reported by /readyz)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceContext:
+    """What a source is given: its function's identity and limits, the stores, leases and connections."""
+
+    function: FunctionIdentity
+    # The function's reserved_concurrency: no source may run more batches at once than this.
+    reserved_concurrency: int | None
+    state: StateStore
+    aws: AwsClients
+    mqtt: MqttConfig
+    # This source's own metric children, for counts only the source can make (SQS "deleted", ...).
+    metrics: SourceMetrics
+    # Who reads which shard and fires which schedule: this daemon alone, until several share the work.
+    leases: Leases = LOCAL_LEASES
+
+    @property
+    def checkpointer(self) -> Checkpointer:
+        """Where stream sources keep their shards' positions: this daemon's state file."""
+        return LocalCheckpointer(self.state.checkpoints, self.state.markers)

@@ -8,47 +8,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pipelined.aws import AwsClients
 from pipelined.config import (
     DynamoDBStreamSource,
     EventSourceConfig,
     FunctionConfig,
     KinesisSource,
-    MqttConfig,
     MqttSource,
     S3Source,
     ScheduleSource,
     SqsSource,
 )
-from pipelined.core.identity import FunctionIdentity
 from pipelined.errors import SourceError
-from pipelined.observe.metrics import SourceMetrics
-from pipelined.sources.base import PushSource, Source
+from pipelined.sources.base import PushSource, Source, SourceContext
 from pipelined.sources.resources import DevResources
-from pipelined.state import StateStore
-from pipelined.state.interfaces import LOCAL_LEASES, Checkpointer, Leases, LocalCheckpointer
-
-
-@dataclass(frozen=True, slots=True)
-class SourceContext:
-    """What a source is given: its function's identity and limits, the stores, leases and connections."""
-
-    function: FunctionIdentity
-    # The function's reserved_concurrency: no source may run more batches at once than this.
-    reserved_concurrency: int | None
-    state: StateStore
-    aws: AwsClients
-    mqtt: MqttConfig
-    # This source's own metric children, for counts only the source can make (SQS "deleted", ...).
-    metrics: SourceMetrics
-    # Who reads which shard and fires which schedule: this daemon alone, until several share the work.
-    leases: Leases = LOCAL_LEASES
-
-    @property
-    def checkpointer(self) -> Checkpointer:
-        """Where stream sources keep their shards' positions: this daemon's state file."""
-        return LocalCheckpointer(self.state.checkpoints, self.state.markers)
-
 
 SourceFactory = Callable[[EventSourceConfig, SourceContext], Source | PushSource]
 # Adds what dev mode must create for one source of one function.

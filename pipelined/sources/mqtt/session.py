@@ -25,6 +25,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from pipelined.config import MqttConfig
+from pipelined.core.retry import backoff
 from pipelined.errors import SourceError
 from pipelined.state import StateStore
 from pipelined.state.markers import MQTT_SUBSCRIPTION
@@ -176,7 +177,7 @@ class MqttConnection:
             except Exception as exc:  # whatever the broker or network did, the daemon keeps going
                 failures += 1
                 self._down(str(exc) or type(exc).__name__)
-                delay = min(RECONNECT_BACKOFF_MAX, 0.25 * 2 ** min(failures - 1, 10))
+                delay = backoff(failures - 1, 0.25, RECONNECT_BACKOFF_MAX)
                 log.warning(
                     "%s: MQTT broker %s unavailable (%s); reconnecting in %.1fs",
                     self.key,

@@ -17,7 +17,6 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import aiomqtt
@@ -27,14 +26,14 @@ from pipelined.config import MqttSource, S3Source
 from pipelined.core.lambda_errors import LambdaError
 from pipelined.core.records import Batch, Outcome, PartialFailureMode, Record
 from pipelined.core.retry import RetryPolicy
+from pipelined.core.timestamps import iso_millis
 from pipelined.errors import SourceError
 from pipelined.sources.mqtt.session import Connected, Lost, MqttConnection, Received
 from pipelined.sources.push import PushSourceBase
 
 if TYPE_CHECKING:
     from pipelined.config import EventSourceConfig
-    from pipelined.sources.base import PushSource
-    from pipelined.sources.registry import SourceContext
+    from pipelined.sources.base import PushSource, SourceContext
 
 log = logging.getLogger("pipelined.sources.mqtt")
 
@@ -52,10 +51,6 @@ class PendingAck:
     received: Received
     remaining: int
     failed: bool = False
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def user_properties(properties: Properties | None) -> dict[str, str | list[str]]:
@@ -89,7 +84,7 @@ def mqtt_record(message: aiomqtt.Message, received_at: float) -> Record:
         "qos": message.qos,
         "retain": bool(message.retain),
         "messageId": message_id,
-        "receivedAt": _iso(received_at),
+        "receivedAt": iso_millis(received_at),
         "userProperties": user_properties(message.properties),
     }
     return Record(message_id, payload, received_at, {"payload": filter_value})

@@ -21,8 +21,7 @@ from pipelined.sources.s3.records import matches_s3_filter
 
 if TYPE_CHECKING:
     from pipelined.config import EventSourceConfig
-    from pipelined.sources.base import PushSource
-    from pipelined.sources.registry import SourceContext
+    from pipelined.sources.base import PushSource, SourceContext
 
 log = logging.getLogger("pipelined.sources.minio")
 

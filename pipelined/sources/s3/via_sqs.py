@@ -11,7 +11,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from pipelined.aws import AwsClients, resolve_queue_url
+from pipelined.aws import AwsClients, describe, resolve_queue_url
 from pipelined.config import Config, EventSourceConfig, FunctionConfig, S3Source
 from pipelined.core.records import Record
 from pipelined.errors import SourceError
@@ -19,7 +19,6 @@ from pipelined.observe.metrics import SourceMetrics
 from pipelined.sources.resources import DevResources, queue_name
 from pipelined.sources.s3.records import decode_notification, matches_s3_filter, record_bucket, s3_record_id
 from pipelined.sources.sqs.records import Decoder, Message, QueueInfo, sent_at
-from pipelined.sources.sqs.settle import describe
 from pipelined.sources.sqs.source import (
     VISIBILITY_FACTOR,
     QueueSettings,
@@ -28,7 +27,7 @@ from pipelined.sources.sqs.source import (
 )
 
 if TYPE_CHECKING:
-    from pipelined.sources.registry import SourceContext
+    from pipelined.sources.base import SourceContext
 
 log = logging.getLogger("pipelined.sources.s3")
 

@@ -8,7 +8,9 @@ import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from pipelined.aws import describe
 from pipelined.core.records import Outcome
+from pipelined.core.retry import backoff
 from pipelined.sources.sqs.records import Message
 
 MAX_PER_CALL = 10  # entries per *Batch call (and messages per ReceiveMessage)
@@ -21,8 +23,7 @@ def retry_delay(receive_count: int, base: float, maximum: float, rng: random.Ran
 
     Half the delay is fixed so the receive count visibly spaces out retries; SQS takes whole seconds.
     """
-    ceiling = min(maximum, base * 2 ** min(max(receive_count, 1) - 1, 40))
-    delay = (rng or random).uniform(ceiling / 2, ceiling)
+    delay = backoff(max(receive_count, 1) - 1, base, maximum, "equal", rng)
     return min(MAX_VISIBILITY, math.ceil(delay))
 
 
@@ -65,21 +66,6 @@ def plan_settlement(
 def _chunks(items: Sequence[Message]) -> Iterator[Sequence[Message]]:
     for start in range(0, len(items), MAX_PER_CALL):
         yield items[start : start + MAX_PER_CALL]
-
-
-def aws_error(exc: BaseException) -> Mapping[str, Any]:
-    """The `Error` part of a botocore ClientError ({} for anything else)."""
-    response = getattr(exc, "response", None)
-    error = response.get("Error") if isinstance(response, Mapping) else None
-    return error if isinstance(error, Mapping) else {}
-
-
-def describe(exc: BaseException) -> str:
-    """A one-line description of an AWS call's failure."""
-    error = aws_error(exc)
-    if error.get("Code"):
-        return f"{error['Code']}: {error.get('Message', '')}".rstrip(": ")
-    return f"{type(exc).__name__}: {exc}"
 
 
 async def delete_messages(sqs: Any, url: str, messages: Sequence[Message]) -> tuple[int, str]:

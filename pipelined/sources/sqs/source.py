@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pipelined.aws import AwsClients, resolve_queue_url
+from pipelined.aws import AwsClients, aws_error, describe, resolve_queue_url
 from pipelined.config import EventSourceConfig, FunctionConfig, SqsSource
 from pipelined.core.identity import parse_arn
 from pipelined.core.records import Batch, Outcome, PartialFailureMode, Record
@@ -28,16 +28,14 @@ from pipelined.sources.sqs.records import Decoder, Message, QueueInfo, sqs_decod
 from pipelined.sources.sqs.scaling import PollerGate
 from pipelined.sources.sqs.settle import (
     MAX_PER_CALL,
-    aws_error,
     change_visibility,
     delete_messages,
-    describe,
     plan_settlement,
     retry_delay,
 )
 
 if TYPE_CHECKING:
-    from pipelined.sources.registry import SourceContext
+    from pipelined.sources.base import SourceContext
 
 log = logging.getLogger("pipelined.sources.sqs")
 

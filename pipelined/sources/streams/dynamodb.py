@@ -12,6 +12,7 @@ from pipelined.aws import AwsClients
 from pipelined.config import DynamoDBStreamSource
 from pipelined.core.identity import FunctionIdentity, parse_arn
 from pipelined.core.records import Record
+from pipelined.core.timestamps import iso_seconds
 from pipelined.errors import SourceError
 from pipelined.sources.streams.engine import StreamSource
 from pipelined.sources.streams.model import (
@@ -21,7 +22,6 @@ from pipelined.sources.streams.model import (
     StreamRecord,
     aws_call,
     epoch,
-    iso_seconds,
     shard_info,
 )
 from pipelined.state.interfaces import Checkpointer, Leases

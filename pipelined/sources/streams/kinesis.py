@@ -11,6 +11,7 @@ from pipelined.aws import AwsClients
 from pipelined.config import KinesisSource
 from pipelined.core.identity import FunctionIdentity, parse_arn, role_arn
 from pipelined.core.records import Record
+from pipelined.core.timestamps import iso_millis
 from pipelined.errors import SourceError
 from pipelined.sources.streams.engine import StreamSource
 from pipelined.sources.streams.model import (
@@ -20,7 +21,6 @@ from pipelined.sources.streams.model import (
     StreamRecord,
     aws_call,
     epoch,
-    iso_millis,
     shard_info,
 )
 from pipelined.state.interfaces import Checkpointer, Leases

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal, Protocol, TypeVar
 
+from pipelined.aws import aws_error
 from pipelined.core.records import Record
+from pipelined.core.timestamps import iso_seconds
 from pipelined.errors import SourceError
 
 # --- checkpoint values (the `sequence` column of the checkpoints table) ---------------------------
@@ -67,16 +69,6 @@ def is_sequence_number(value: str) -> bool:
 def epoch(value: Any) -> float:
     """Epoch seconds from a botocore timestamp (datetime) or a number."""
     return value.timestamp() if isinstance(value, datetime) else float(value)
-
-
-def iso_seconds(ts: float) -> str:
-    """Epoch seconds as ISO-8601 UTC with a Z, to the second (DynamoDB's precision)."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def iso_millis(ts: float) -> str:
-    """Epoch seconds as ISO-8601 UTC with a Z, to the millisecond (Kinesis's precision)."""
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,13 +171,12 @@ _ERRORS: dict[str, type[SourceError]] = {
 
 def translate_error(exc: Exception) -> Exception:
     """The engine's exception for a botocore ClientError it knows; otherwise `exc` itself."""
-    response = getattr(exc, "response", None)
-    code = response.get("Error", {}).get("Code") if isinstance(response, Mapping) else None
+    error = aws_error(exc)
+    code = error.get("Code")
     kind = _ERRORS.get(code) if isinstance(code, str) else None
     if kind is None:
         return exc
-    message = response.get("Error", {}).get("Message", "") if isinstance(response, Mapping) else ""
-    return kind(f"{code}: {message}")
+    return kind(f"{code}: {error.get('Message', '')}")
 
 
 async def aws_call(awaitable: Awaitable[T]) -> T:

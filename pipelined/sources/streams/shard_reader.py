@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from pipelined.core.records import Batch, Outcome, PartialFailureMode, Record
+from pipelined.core.retry import backoff
 from pipelined.sources.streams.model import (
     LATEST_MARGIN,
     SHARD_END,
@@ -253,7 +254,7 @@ class ShardReader:
     def _failed(self, exc: Exception) -> None:
         self._errors += 1
         self._hooks.report(self.shard_id, False)
-        delay = min(MAX_BACKOFF, 0.5 * 2 ** min(self._errors, 10))
+        delay = backoff(self._errors, 0.5, MAX_BACKOFF)
         self._next_fetch = time.monotonic() + delay
         log.warning(
             "%s: shard %s: reading failed (%s); retrying in %.1fs",
@@ -364,7 +365,7 @@ class ShardReader:
             # They go back to the front of their lane so that later records of the same keys wait.
             lane.queue.extendleft(reversed(unfinished))
             lane.failures += 1
-            delay = min(MAX_BACKOFF, 0.5 * 2 ** min(lane.failures, 10))
+            delay = backoff(lane.failures, 0.5, MAX_BACKOFF)
             lane.not_before = time.monotonic() + delay
             lane.since = time.monotonic()
             log.warning(

@@ -22,10 +22,10 @@ from pipelined.config import load_config
 from pipelined.core.identity import FunctionIdentity
 from pipelined.core.records import Batch, Outcome
 from pipelined.observe.metrics import Metrics
-from pipelined.sources.base import PushSource
+from pipelined.sources.base import PushSource, SourceContext
 from pipelined.sources.mqtt import session as mqtt_session
 from pipelined.sources.mqtt.session import client_options
-from pipelined.sources.registry import SourceContext, build_source
+from pipelined.sources.registry import build_source
 from pipelined.state import StateStore
 from tests.sources.push_support import next_pushed, start_pushing
 from tests.support import (

@@ -14,9 +14,9 @@ import pytest
 import pytest_asyncio
 from botocore.parsers import create_parser
 
+from pipelined.core.timestamps import iso_seconds
 from pipelined.errors import SourceError
 from pipelined.sources.streams.dynamodb import DynamoDBStreamAdapter
-from pipelined.sources.streams.model import iso_seconds
 from tests.sources.streams.support import (
     Pipeline,
     clients,

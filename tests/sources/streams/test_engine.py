@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from pipelined.core.records import Batch, Outcome, Record
+from pipelined.core.timestamps import iso_millis
 from pipelined.sources.streams import shard_reader
 from pipelined.sources.streams.engine import StreamSource, reset_checkpoints
 from pipelined.sources.streams.model import (
@@ -24,7 +25,6 @@ from pipelined.sources.streams.model import (
     ShardGoneError,
     ShardInfo,
     StreamRecord,
-    iso_millis,
 )
 from pipelined.state import Checkpoint, StateStore
 from pipelined.state.interfaces import LocalCheckpointer

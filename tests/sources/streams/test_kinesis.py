@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from pipelined.sources.streams.model import iso_millis
+from pipelined.core.timestamps import iso_millis
 from tests.sources.streams.support import (
     Pipeline,
     clients,
