@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import time
@@ -16,6 +17,9 @@ log = logging.getLogger("pipelined.state")
 
 # How long queued checkpoints wait for company before they are committed.
 CHECKPOINT_LINGER = 0.02
+# The same when a caller waits for the commit (a shard reader holds its next batch until its checkpoint
+# is durable): long enough for the other shards finishing at the same moment to share the commit.
+HURRIED_LINGER = 0.001
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +40,12 @@ class CheckpointStore:
         self._db = connection
         self._path = path
         self._pending: dict[tuple[str, str, str], Checkpoint] = {}
+        # Resolved when the commit holding their checkpoints is on disk.
+        self._waiters: list[asyncio.Future[None]] = []
+        self._hurry = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
+        # False from a failed commit until the next one succeeds (readiness: the store is writable).
+        self.writable = True
 
     async def save(self, checkpoints: Iterable[Checkpoint]) -> None:
         """Write many checkpoints atomically (one statement, so one transaction and one thread hop)."""
@@ -53,31 +62,59 @@ class CheckpointStore:
                 [value for row in chunk for value in row],
             )
 
-    def save_soon(self, checkpoints: Iterable[Checkpoint]) -> None:
-        """Queue checkpoints for the next group commit and return at once.
+    def save_soon(self, checkpoints: Iterable[Checkpoint], hurry: bool = False) -> asyncio.Future[None]:
+        """Queue checkpoints for the next group commit; the future resolves once they are on disk.
 
         Batches that finish within CHECKPOINT_LINGER of each other share one commit, so a busy source
-        pays one SQLite transaction per commit instead of one per batch; a crash loses at most the
-        checkpoints of that window, whose records are then redelivered (at-least-once).
+        pays one SQLite transaction per commit instead of one per batch. A shard reader waits for the
+        future before it starts its next batch, so a crash redelivers at most the batch in flight; it
+        passes `hurry`, which shortens the linger to HURRIED_LINGER.
         """
+        loop = asyncio.get_running_loop()
         for c in checkpoints:
             self._pending[(c.source, c.stream, c.shard)] = c
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._waiters.append(waiter)
+        if hurry:
+            self._hurry.set()
         if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.get_running_loop().create_task(self._flush_pending())
+            self._flusher = loop.create_task(self._flush_pending())
+        return waiter
 
     async def _flush_pending(self) -> None:
         # Linger briefly so that the batches finishing meanwhile share one commit.
-        await asyncio.sleep(CHECKPOINT_LINGER)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._hurry.wait(), CHECKPOINT_LINGER)
+        if self._hurry.is_set():
+            await asyncio.sleep(HURRIED_LINGER)
+            self._hurry.clear()
         while self._pending:
             batch = list(self._pending.values())
+            waiters, self._waiters = self._waiters, []
             self._pending.clear()
             try:
                 await self.save(batch)
             except sqlite3.Error as exc:
-                log.error("cannot write %d checkpoint(s) to %s: %s; will retry", len(batch), self._path, exc)
+                if self.writable:
+                    log.error(
+                        "cannot write %d checkpoint(s) to %s: %s; stream sources wait until they are "
+                        "written, retrying every second",
+                        len(batch),
+                        self._path,
+                        exc,
+                    )
+                self.writable = False
                 for c in batch:
                     self._pending.setdefault((c.source, c.stream, c.shard), c)
+                self._waiters[:0] = waiters
                 await asyncio.sleep(1)
+                continue
+            if not self.writable:
+                log.info("checkpoints are written to %s again", self._path)
+            self.writable = True
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
     async def flush(self) -> None:
         """Wait until every queued checkpoint is on disk."""
@@ -86,6 +123,15 @@ class CheckpointStore:
         if self._pending:
             await self.save(list(self._pending.values()))
             self._pending.clear()
+            waiters, self._waiters = self._waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    @property
+    def unwritten(self) -> int:
+        """Checkpoints queued and not yet on disk."""
+        return len(self._pending)
 
     async def list(self, source: str | None = None) -> list[Checkpoint]:
         """All checkpoints, or those of one source, ordered by source, stream and shard."""

@@ -7,7 +7,8 @@ source do not change.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+from collections.abc import Awaitable, Iterable
 from typing import Protocol
 
 from pipelined.state.checkpoints import Checkpoint, CheckpointStore
@@ -26,8 +27,8 @@ class Checkpointer(Protocol):
     async def pin(self, checkpoints: Iterable[Checkpoint]) -> None:
         """Store positions durably before returning (a first start's, so a restart begins there too)."""
 
-    def save_soon(self, checkpoint: Checkpoint) -> None:
-        """Queue a shard's position for the next group commit and return at once."""
+    def save_soon(self, checkpoint: Checkpoint) -> Awaitable[None]:
+        """Queue a shard's position for the next group commit; the awaitable completes once durable."""
 
     async def flush(self) -> None:
         """Wait until every queued position is durable."""
@@ -55,9 +56,9 @@ class LocalCheckpointer:
         """Store positions durably before returning."""
         await self._checkpoints.save(checkpoints)
 
-    def save_soon(self, checkpoint: Checkpoint) -> None:
-        """Queue a shard's position for the next group commit and return at once."""
-        self._checkpoints.save_soon([checkpoint])
+    def save_soon(self, checkpoint: Checkpoint) -> asyncio.Future[None]:
+        """Queue a shard's position for the next group commit; the future resolves once durable."""
+        return self._checkpoints.save_soon([checkpoint], hurry=True)
 
     async def flush(self) -> None:
         """Wait until every queued position is durable."""

@@ -77,19 +77,20 @@ class ReaderHooks(Protocol):
 
 
 class _Entry:
-    """A record read from the shard, until it is checkpointed."""
+    """A record read from the shard, until it is checkpointed; `serial` counts records in shard order."""
 
-    __slots__ = ("done", "item")
+    __slots__ = ("done", "item", "serial")
 
-    def __init__(self, item: StreamRecord) -> None:
+    def __init__(self, item: StreamRecord, serial: int) -> None:
         self.item = item
+        self.serial = serial
         self.done = False
 
 
 class _Lane:
     """Records of one slice of partition keys: at most one batch of them is in flight."""
 
-    __slots__ = ("busy", "failures", "not_before", "queue", "since")
+    __slots__ = ("busy", "durable_after", "failures", "not_before", "queue", "since")
 
     def __init__(self) -> None:
         self.queue: deque[_Entry] = deque()
@@ -99,6 +100,8 @@ class _Lane:
         # After a batch came back unfinished, nothing is dispatched before this monotonic time.
         self.not_before = 0.0
         self.failures = 0
+        # The lane's next batch waits until the checkpoint covers this record (its last one settled).
+        self.durable_after = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +138,9 @@ class ShardReader:
         # Every record read and not yet checkpointed, in shard order; the done prefix is checkpointed.
         self._pending: deque[_Entry] = deque()
         self._pending_bytes = 0
+        self._serial = 0
+        # Serial of the last record a checkpoint on disk covers.
+        self._durable = 0
         self._last_read: str | None = None
         # Emulated AT_TIMESTAMP (and the LATEST safety net): records that arrived earlier are skipped.
         self._skip_before = start.timestamp if start.kind == "AT_TIMESTAMP" else None
@@ -283,7 +289,8 @@ class ShardReader:
         now = time.monotonic()
         lanes = self._lanes
         for item in items:
-            entry = _Entry(item)
+            self._serial += 1
+            entry = _Entry(item, self._serial)
             self._pending.append(entry)
             self._pending_bytes += item.size
             record = item.record
@@ -304,7 +311,9 @@ class ShardReader:
 
     def _ready_at(self, lane: _Lane) -> float:
         """Monotonic time the lane's next batch may go (inf: nothing to send)."""
-        if lane.busy or not lane.queue:
+        if lane.busy or not lane.queue or lane.durable_after > self._durable:
+            # Busy, empty, or its last batch's checkpoint is not on disk yet: a crash now must
+            # redeliver no more than the one batch per lane in flight.
             return float("inf")
         window = self._settings.batching_window
         if window <= 0 or self._reading_done or len(lane.queue) >= self._settings.batch_size:
@@ -361,6 +370,16 @@ class ShardReader:
             entry.done = entry.item.record.id in settled
         lane = self._lanes[token.lane]
         lane.busy = False
+        # Records done before the first unfinished one: the next batch waits until they are durable
+        # (later done ones cannot be checkpointed before the unfinished ones are redelivered).
+        first_unfinished = unfinished[0].serial if unfinished else None
+        done_before = [
+            e.serial
+            for e in token.entries
+            if e.done and (first_unfinished is None or e.serial < first_unfinished)
+        ]
+        if done_before:
+            lane.durable_after = max(lane.durable_after, done_before[-1])
         if unfinished:
             # They go back to the front of their lane so that later records of the same keys wait.
             lane.queue.extendleft(reversed(unfinished))
@@ -392,12 +411,21 @@ class ShardReader:
             last = pending.popleft()
             self._pending_bytes -= last.item.size
         if last is not None:
-            self._save(last.item.record.id)
+            self._save(last.item.record.id, last.serial)
 
-    def _save(self, value: str) -> None:
+    def _save(self, value: str, serial: int) -> None:
         self.checkpoint = value
         s = self._settings
-        self._checkpointer.save_soon(Checkpoint(s.source_key, s.stream_arn, self.shard_id, value))
+        written = self._checkpointer.save_soon(Checkpoint(s.source_key, s.stream_arn, self.shard_id, value))
+        asyncio.ensure_future(written).add_done_callback(
+            lambda done: None if done.cancelled() or done.exception() else self._durable_up_to(serial)
+        )
+
+    def _durable_up_to(self, serial: int) -> None:
+        if serial > self._durable:
+            self._durable = serial
+            self._dispatch()
+            self._wake.set()
 
     async def _finish(self) -> None:
         self.checkpoint = SHARD_END
