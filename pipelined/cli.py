@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import socket
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,11 +22,13 @@ from pipelined.functions.function import Function
 from pipelined.invoke.service import InvokeService
 from pipelined.observe.logs import setup_logging
 from pipelined.sources.registry import event_type
-from pipelined.state import Checkpoint, StateStore
+from pipelined.state import STATE_FILE, Checkpoint, StateStore
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+# Lambda's limit for a synchronous invocation's request payload (6 MB).
+SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024
 
 
 class _Parser(argparse.ArgumentParser):
@@ -135,6 +138,12 @@ def _read_payload(args: argparse.Namespace) -> Any:
         text, source = args.payload, "--payload"
     else:
         return {}
+    size = len(text.encode())
+    if size > SYNC_PAYLOAD_LIMIT:
+        raise UsageError(
+            f"{source}: the payload is {size:,} bytes; Lambda accepts at most {SYNC_PAYLOAD_LIMIT:,} bytes "
+            "(6 MB) for a synchronous invocation"
+        )
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -313,6 +322,7 @@ def _refuse_if_running(config: Config) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `pipelined` command; returns the exit code."""
     out, err = sys.stdout, sys.stderr
+    config: Config | None = None
     try:
         args = _parser().parse_args(argv)
         if args.command == "validate":
@@ -343,6 +353,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except PipelinedError as exc:
         err.write(f"pipelined: {exc}\n")
+        return EXIT_USAGE
+    except sqlite3.DatabaseError as exc:
+        # A corrupt or foreign state file: say which, without a traceback.
+        path = Path(config.state_dir) / STATE_FILE if config is not None else "the state file"
+        err.write(f"pipelined: cannot read {path}: {exc} (is it a pipelined state file?)\n")
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

@@ -16,7 +16,9 @@ import yaml
 from pipelined.config.events import EVENT_SOURCE_CLASSES
 from pipelined.config.types import IDENTIFIER, Loc
 
-_VAR = re.compile(r"\$(\$?)\{([^}]*)\}")
+# `${NAME}`, `${NAME:-default}`, `$${literal}`; the closing brace is optional so that a missing one is
+# reported instead of being kept as text.
+_VAR = re.compile(r"\$(\$?)\{([^}]*)(\}?)")
 
 
 @dataclass
@@ -73,9 +75,13 @@ class Document:
         return result
 
     def _substitute(self, match: re.Match[str], node: yaml.Node, path: Loc) -> str:
-        escaped, body = match.group(1), match.group(2)
+        escaped, body, closed = match.group(1), match.group(2), match.group(3)
         if escaped:
-            return "${" + body + "}"
+            return "${" + body + closed
+        if not closed:
+            self.problem(node, path, f"unterminated variable reference {match.group(0)!r} (missing '}}')")
+            self.failed.add(path)
+            return match.group(0)
         name, has_default, default = body.partition(":-")
         value = os.environ.get(name)
         if not re.fullmatch(IDENTIFIER, name):

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from pipelined.core.filtering import EventFilter
+from pipelined.core.lambda_errors import LambdaError
 from pipelined.core.records import Batch, Outcome, Record
 from pipelined.core.retry import backoff
 from pipelined.dispatch.delivery import Delivery
@@ -172,7 +173,16 @@ class SourceRunner:
                 filtered = tuple(r for r in batch.records if id(r) not in kept)
                 m.count("filtered", len(filtered))
                 work = batch.subset(keep)
-        outcome = await self._delivery.process(work) if work.records else Outcome()
+        try:
+            outcome = await self._delivery.process(work) if work.records else Outcome()
+        except Exception as exc:
+            # A bug or an exhausted resource (file descriptors, memory) outside the handler: the batch
+            # goes back upstream as failed, and the poller (or the stream lane) carries on.
+            m.source_errors.inc()
+            m.count("failed", len(work.records))
+            log.exception("%s: delivering a batch failed; its records will be redelivered", self.key)
+            error = LambdaError("Pipelined.DeliveryError", f"{type(exc).__name__}: {exc}", None)
+            outcome = Outcome(failed=work.records, error=error)
         if filtered:
             outcome = Outcome(
                 outcome.succeeded, outcome.failed, outcome.dead_lettered, filtered, outcome.error

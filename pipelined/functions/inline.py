@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from contextvars import copy_context
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from pipelined.config import FunctionConfig
 from pipelined.core.context import LambdaContext
@@ -32,6 +32,14 @@ _OWN_FRAMES = (
     str(Path(threading.__file__)),
     str(Path(concurrent.futures.__file__).parent),
 )
+
+
+class ExitAtImportError(Exception):
+    """An inline handler module called os._exit() while it was imported."""
+
+
+def _exit_refused(status: int) -> NoReturn:
+    raise ExitAtImportError(f"os._exit({status}) called while importing the handler module")
 
 
 def error_object(exc: BaseException) -> LambdaError:
@@ -74,13 +82,18 @@ class InlineRuntime:
             del sys.modules[module_name]
         started = time.perf_counter()
         token = function_environment.set(self.environment)
+        real_exit = os._exit
+        # Module-level code runs inside the daemon: sys.exit(), os._exit() or KeyboardInterrupt there
+        # must fail this function's load with a message, not end the daemon without a word.
+        os._exit = _exit_refused
         try:
             module = importlib.import_module(module_name)
-        except Exception as exc:
+        except BaseException as exc:
             raise HandlerLoadError(
                 f"function {name}: cannot import '{module_name}': {type(exc).__name__}: {exc}"
             ) from exc
         finally:
+            os._exit = real_exit
             function_environment.reset(token)
         handler = getattr(module, attribute, None)
         if not callable(handler):

@@ -167,12 +167,16 @@ class WorkerPool:
         """Fork a worker and wait for its handler import; returns it, or Lambda's error object."""
         loop = asyncio.get_running_loop()
         started = time.monotonic()
-        ours, theirs = socket.socketpair()
         message = self.spec.message(provisioned, logging.getLogger().getEffectiveLevel())
+        try:
+            ours, theirs = socket.socketpair()
+        except OSError as exc:  # EMFILE: the daemon is out of file descriptors
+            log.error("%s: cannot start a worker: %s", self.spec.name, exc)
+            return failures.unavailable(request_id, str(exc))
         try:
             with theirs:
                 pid, exit_status = await self._forkserver().spawn(message, theirs)
-        except WorkerError as exc:
+        except (WorkerError, OSError) as exc:
             ours.close()
             return failures.unavailable(request_id, str(exc))
         worker = WorkerProcess(self.spec.name, pid, exit_status, provisioned, self._on_lost)
