@@ -110,7 +110,9 @@ def get_order(order_id: str):
 
 @http_app.post("/orders")
 def add_order():
-    return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=http_app.current_event.json_body)
+    return Response(
+        status_code=201, content_type=content_types.APPLICATION_JSON, body=http_app.current_event.json_body
+    )
 
 
 @http_app.get("/orders/<order_id>/missing")

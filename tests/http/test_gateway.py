@@ -29,7 +29,8 @@ REST_CONTEXT_KEYS = {
 }  # fmt: skip
 IDENTITY_KEYS = {
     "accessKey", "accountId", "caller", "cognitoAuthenticationProvider", "cognitoAuthenticationType",
-    "cognitoIdentityId", "cognitoIdentityPoolId", "principalOrgId", "sourceIp", "user", "userAgent", "userArn",
+    "cognitoIdentityId", "cognitoIdentityPoolId", "principalOrgId", "sourceIp", "user", "userAgent",
+    "userArn",
 }  # fmt: skip
 HTTP_KEYS = {
     "version", "routeKey", "rawPath", "rawQueryString", "cookies", "headers", "queryStringParameters",
@@ -94,7 +95,11 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
             "binary_media_types": ["image/*"],
             "stage_variables": {"color": "blue"},
             "max_body_size": 1048576,
-            "cors": {"allow_origins": ["https://app.example"], "allow_methods": ["GET", "POST"], "max_age": 600},
+            "cors": {
+                "allow_origins": ["https://app.example"],
+                "allow_methods": ["GET", "POST"],
+                "max_age": 600,
+            },
         },
     )
     process = DaemonProcess(config).start()
@@ -111,7 +116,9 @@ def req(gw: DaemonProcess, method: str, path: str, **kwargs: Any) -> Reply:
 
 
 def test_rest_event_has_the_keys_and_values_of_aws_sample(gw: DaemonProcess) -> None:
-    reply = req(gw, "GET", "/echo/42?name=me&multi=you&multi=me&sp=a%20b", headers=[("X-H", "1"), ("X-H", "2")])
+    reply = req(
+        gw, "GET", "/echo/42?name=me&multi=you&multi=me&sp=a%20b", headers=[("X-H", "1"), ("X-H", "2")]
+    )
     assert reply.status == 200
     event = reply.json()
     assert set(event) == REST_KEYS
@@ -237,7 +244,9 @@ def test_an_image_in_and_an_image_out(gw: DaemonProcess, path: str) -> None:
 def test_text_body_is_sent_as_text(gw: DaemonProcess) -> None:
     event = req(gw, "POST", "/v2/1", headers=[("Content-Type", "application/json")], body=b'{"a": 1}').json()
     assert event["body"] == '{"a": 1}' and event["isBase64Encoded"] is False
-    event = req(gw, "POST", "/v2/1", headers=[("Content-Type", "application/octet-stream")], body=b"\x00\xff").json()
+    event = req(
+        gw, "POST", "/v2/1", headers=[("Content-Type", "application/octet-stream")], body=b"\x00\xff"
+    ).json()
     assert base64.b64decode(event["body"]) == b"\x00\xff" and event["isBase64Encoded"] is True
 
 
@@ -331,7 +340,9 @@ def test_powertools_rest_resolver_app(gw: DaemonProcess) -> None:
     assert req(gw, "GET", "/pets/1").json() == {"id": "1", "name": "Rex"}
     missing = req(gw, "GET", "/pets/9")
     assert missing.status == 404 and missing.json()["message"] == "no pet 9"
-    created = req(gw, "POST", "/pets", headers=[("Content-Type", "application/json")], body=b'{"name": "Tom"}')
+    created = req(
+        gw, "POST", "/pets", headers=[("Content-Type", "application/json")], body=b'{"name": "Tom"}'
+    )
     assert created.status == 201 and created.json() == {"created": {"name": "Tom"}}
 
 
@@ -346,14 +357,20 @@ def test_powertools_http_resolver_app(gw: DaemonProcess) -> None:
 @pytest.mark.parametrize("base", ["/items", "/items-url/items"])  # an HTTP API route, a function URL
 def test_fastapi_app_behind_mangum(gw: DaemonProcess, base: str) -> None:
     created = req(
-        gw, "POST", f"{base}/5", headers=[("Content-Type", "application/json")], body=b'{"name":"pen","price":1.5}'
+        gw,
+        "POST",
+        f"{base}/5",
+        headers=[("Content-Type", "application/json")],
+        body=b'{"name":"pen","price":1.5}',
     )
     assert created.status == 201, created.body
     assert created.json() == {"id": 5, "item": {"name": "pen", "price": 1.5}}
     assert req(gw, "GET", f"{base}/5?q=blue").json()["q"] == "blue"
     missing = req(gw, "GET", f"{base}/6")
     assert missing.status == 404 and missing.json() == {"detail": "item 6 not found"}
-    invalid = req(gw, "POST", f"{base}/7", headers=[("Content-Type", "application/json")], body=b'{"name": 1}')
+    invalid = req(
+        gw, "POST", f"{base}/7", headers=[("Content-Type", "application/json")], body=b'{"name": 1}'
+    )
     assert invalid.status == 422
 
 
