@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BeforeValidator, Field
 
 from pipelined.config.types import ConfigModel, EventName
-from pipelined.core.routes import METHODS, RoutePathError, parse_path
+from pipelined.core.routes import RoutePathError, parse_path
 
 
 def _route_path(value: str) -> str:
@@ -34,7 +34,6 @@ RoutePath = Annotated[str, AfterValidator(_route_path)]
 Method = Annotated[
     Literal["get", "post", "put", "patch", "delete", "head", "options", "any"], BeforeValidator(_method)
 ]
-assert set(METHODS) == {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
 
 
 class _HttpSourceBase(ConfigModel):
