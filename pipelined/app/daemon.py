@@ -21,9 +21,12 @@ from pipelined.app.reload import RunnerKey, RunnerSpec, plan_reload
 from pipelined.app.systemd import Notifier
 from pipelined.aws import AwsClients
 from pipelined.config import Config, load_config
+from pipelined.config.gateway import routes_of
+from pipelined.core.routes import RouteTable
 from pipelined.dispatch.runner import SourceRunner
 from pipelined.errors import ConfigError, PipelinedError
 from pipelined.functions.function import Function
+from pipelined.http.gateway import Gateway
 from pipelined.http.ops import HttpServer
 from pipelined.invoke.service import InvokeService
 from pipelined.observe.logs import setup_logging
@@ -51,6 +54,8 @@ class Daemon:
         self.state: StateStore | None = None
         self.aws: AwsClients | None = None
         self.http: HttpServer | None = None
+        # The api/http_api/function_url routes; it binds gateway.listen once there is a route.
+        self.gateway = Gateway(self.service, self.metrics)
 
     # --- signals: handlers only set flags --------------------------------------------------------------
 
@@ -137,7 +142,10 @@ class Daemon:
         # Runners stop in parallel so one slow handler does not eat the others' shutdown budget.
         runners = list(self.runners.values())
         self.runners.clear()
-        await asyncio.gather(*(r.stop(self.config.shutdown_timeout) for r in runners), return_exceptions=True)
+        timeout = self.config.shutdown_timeout
+        await asyncio.gather(
+            self.gateway.stop(timeout), *(r.stop(timeout) for r in runners), return_exceptions=True
+        )
 
     async def _close(self) -> None:
         # Reverse order of start-up: workers, listener, AWS clients, and the state store last.
@@ -145,6 +153,7 @@ class Daemon:
         await asyncio.gather(
             *(f.close(self.config.shutdown_timeout) for f in functions), return_exceptions=True
         )
+        await self.gateway.stop(0)
         if self.http is not None:
             await self.http.stop()
         if self.aws is not None:
@@ -191,6 +200,8 @@ class Daemon:
                 self._specs.pop(key, None)
         self.functions = functions
         self.service.replace(functions)
+        # Routes move to the new functions together with the service; requests in flight keep theirs.
+        await self.gateway.apply(config.gateway, RouteTable(routes_of(config.functions)))
         if previous_aws is not self.aws:
             await previous_aws.close()  # every runner using it was restarted above
         # After their runners drained: a removed or changed function's workers have nothing in flight.

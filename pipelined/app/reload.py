@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pipelined.config import Config, EventSourceConfig, FunctionConfig
+from pipelined.sources.registry import event_type
 
 # (function name, source name): how a running event source is known.
 RunnerKey = tuple[str, str]
@@ -37,11 +38,11 @@ class ReloadPlan:
 
 
 def wanted_runners(config: Config) -> dict[RunnerKey, RunnerSpec]:
-    """Every enabled event source of every function."""
+    """Every enabled event source of every function (HTTP triggers are the gateway's routes, not runners)."""
     wanted: dict[RunnerKey, RunnerSpec] = {}
     for name, function in config.functions.items():
         for source in function.events:
-            if source.enabled:
+            if source.enabled and not event_type(source.type).http_route:
                 assert source.name is not None
                 wanted[(name, source.name)] = RunnerSpec(_without_events(function), source)
     return wanted

@@ -22,18 +22,25 @@ from pipelined.config.events import (
     SqsSource,
 )
 from pipelined.config.functions import FunctionConfig
+from pipelined.config.gateway import CorsConfig, GatewayConfig
+from pipelined.config.http_events import ApiSource, FunctionUrlSource, HttpApiSource
 from pipelined.config.load import load_config
 from pipelined.config.settings import AwsConfig, Config, HttpConfig, LoggingConfig, MqttConfig
 from pipelined.config.types import Duration, parse_duration
 
 __all__ = [
+    "ApiSource",
     "AwsConfig",
     "Config",
+    "CorsConfig",
     "DestinationConfig",
     "Duration",
     "DynamoDBStreamSource",
     "EventSourceConfig",
     "FunctionConfig",
+    "FunctionUrlSource",
+    "GatewayConfig",
+    "HttpApiSource",
     "HttpConfig",
     "KinesisSource",
     "LoggingConfig",

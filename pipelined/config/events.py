@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
+from pipelined.config.http_events import ApiSource, FunctionUrlSource, HttpApiSource
 from pipelined.config.types import (
     ARN_PARTITION,
     QUEUE_ARN,
@@ -291,15 +292,27 @@ class MqttSource(_SourceBase):
 
 
 EventSourceConfig = Annotated[
-    ScheduleSource | SqsSource | DynamoDBStreamSource | KinesisSource | S3Source | MqttSource,
+    ScheduleSource
+    | SqsSource
+    | DynamoDBStreamSource
+    | KinesisSource
+    | S3Source
+    | MqttSource
+    | ApiSource
+    | HttpApiSource
+    | FunctionUrlSource,
     Field(discriminator="type"),
 ]
 
-EVENT_SOURCE_CLASSES: dict[str, type[_SourceBase]] = {
+EVENT_SOURCE_CLASSES: dict[str, type[ConfigModel]] = {
     "schedule": ScheduleSource,
     "sqs": SqsSource,
     "dynamodb_stream": DynamoDBStreamSource,
     "kinesis": KinesisSource,
     "s3": S3Source,
     "mqtt": MqttSource,
+    # HTTP triggers (config/http_events.py): routes of the gateway, not polled sources.
+    "api": ApiSource,
+    "http_api": HttpApiSource,
+    "function_url": FunctionUrlSource,
 }

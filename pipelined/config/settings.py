@@ -11,7 +11,17 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, fie
 
 from pipelined.config.events import EVENT_SOURCE_CLASSES
 from pipelined.config.functions import FunctionConfig, FunctionName, Isolation
-from pipelined.config.types import ConfigModel, ConfigPath, Duration, FieldValueError, FilePath, matches
+from pipelined.config.gateway import GatewayConfig, check_routes
+from pipelined.config.types import (
+    ConfigModel,
+    ConfigPath,
+    Duration,
+    FieldValueError,
+    FilePath,
+    listen_address,
+    listen_host,
+    matches,
+)
 
 
 class HttpConfig(ConfigModel):
@@ -22,18 +32,11 @@ class HttpConfig(ConfigModel):
     @field_validator("listen")
     @classmethod
     def _listen(cls, value: str) -> str:
-        host, _, port = value.rpartition(":")
-        bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-        if not bare or (":" in host and bare == host):
-            raise ValueError(f"expected 'host:port' (IPv6 as '[::1]:port'), got {value!r}")
-        if not port.isdigit() or int(port) > 65535:
-            raise ValueError(f"port must be a number between 0 and 65535, got {port!r}")
-        return value
+        return listen_address(value)
 
     @property
     def host(self) -> str:
-        host = self.listen.rpartition(":")[0]
-        return host[1:-1] if host.startswith("[") else host
+        return listen_host(self.listen)
 
     @property
     def port(self) -> int:
@@ -103,6 +106,7 @@ class Config(ConfigModel):
     aws: AwsConfig = AwsConfig()
     mqtt: MqttConfig = MqttConfig()
     logging: LoggingConfig = LoggingConfig()
+    gateway: GatewayConfig = GatewayConfig()
     # The default for functions without their own `isolation` (declared before `functions` for it).
     isolation: Isolation = "inline"
     functions: dict[FunctionName, FunctionConfig]
@@ -131,6 +135,12 @@ class Config(ConfigModel):
                 )
             resolved[name] = function
         return resolved
+
+    @field_validator("functions")
+    @classmethod
+    def _routes(cls, functions: dict[str, FunctionConfig]) -> dict[str, FunctionConfig]:
+        check_routes(functions)  # two HTTP routes no request can tell apart
+        return functions
 
     def summary(self) -> str:
         """E.g. "2 functions, 3 event sources (2 schedule, 1 sqs)"."""

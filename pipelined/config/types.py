@@ -150,6 +150,23 @@ def _patterns(patterns: list[Any]) -> list[Any]:
     return patterns
 
 
+def listen_address(value: str) -> str:
+    """An after-validator for 'host:port' (IPv6 as '[::1]:port')."""
+    host, _, port = value.rpartition(":")
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not bare or (":" in host and bare == host):
+        raise ValueError(f"expected 'host:port' (IPv6 as '[::1]:port'), got {value!r}")
+    if not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"port must be a number between 0 and 65535, got {port!r}")
+    return value
+
+
+def listen_host(value: str) -> str:
+    """The host of a 'host:port' address, without an IPv6 address's brackets."""
+    host = value.rpartition(":")[0]
+    return host[1:-1] if host.startswith("[") else host
+
+
 # A Python identifier in ASCII: environment variable names, ${VAR} references, handler parts.
 IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
 # Regular expressions for AWS names and ARNs, shared by the event sources and the destinations.

@@ -43,6 +43,9 @@ class HandlerThreads:
         return future
 
     def _work(self) -> None:
+        # In Lambda the handler runs on the runtime's main thread, where asyncio.get_event_loop() works;
+        # handlers that rely on it (Mangum's ASGI adapter) need a loop of their own on this thread too.
+        asyncio.set_event_loop(asyncio.new_event_loop())
         while True:
             job = self._jobs.get()
             try:

@@ -102,6 +102,26 @@ class Metrics:
             registry=r,
         )
         self.workers = Gauge("pipelined_workers", "Live worker processes.", ("function",), registry=r)
+        # The gateway (pipelined/http/gateway.py): one series per route and kind of API.
+        self.http_requests = Counter(
+            "pipelined_http_requests",
+            "Gateway requests by route and status class (2xx, 4xx, 5xx).",
+            ("api", "route", "status_class"),
+            registry=r,
+        )
+        self.http_duration = Histogram(
+            "pipelined_http_request_duration_seconds",
+            "Gateway request latency, from the request read to the response written.",
+            ("api", "route"),
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+        self.http_errors = Counter(
+            "pipelined_http_errors",
+            "Gateway errors by route and kind (function_error, malformed, throttled, timeout, ...).",
+            ("api", "route", "kind"),
+            registry=r,
+        )
         self.build_info = Info("pipelined_build", "pipelined version and Python runtime.", registry=r)
         self.build_info.info({"version": __version__, "python": platform.python_version()})
 

@@ -9,9 +9,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipelined.config import (
+    ApiSource,
     DynamoDBStreamSource,
     EventSourceConfig,
     FunctionConfig,
+    FunctionUrlSource,
+    HttpApiSource,
     KinesisSource,
     MqttSource,
     S3Source,
@@ -39,6 +42,8 @@ class EventType:
     # True: the source keeps stream checkpoints (`pipelined checkpoints`).
     checkpoints: bool = False
     dev_resources: DevResourcesOf | None = None
+    # True: an HTTP trigger, served as a route by the gateway (pipelined/http/gateway.py), never polled.
+    http_route: bool = False
 
 
 def _schedule(cfg: EventSourceConfig, ctx: SourceContext) -> Source:
@@ -88,6 +93,10 @@ def _kinesis(cfg: EventSourceConfig, ctx: SourceContext) -> PushSource:
     return kinesis_source(ctx.function, cfg, ctx.checkpointer, ctx.leases, ctx.aws)
 
 
+def _http_route(cfg: EventSourceConfig, ctx: SourceContext) -> Source:
+    raise SourceError(f"function {ctx.function.name}: {cfg.type} events are gateway routes, not sources")
+
+
 def _dev_sqs(cfg: EventSourceConfig, fn: FunctionConfig, found: DevResources) -> None:
     from pipelined.sources.sqs.source import dev_resources
 
@@ -121,6 +130,9 @@ EVENT_TYPES: dict[str, EventType] = {
         EventType("kinesis", KinesisSource, _kinesis, checkpoints=True, dev_resources=_dev_stream),
         EventType("s3", S3Source, _s3, dev_resources=_dev_s3),
         EventType("mqtt", MqttSource, _mqtt),
+        EventType("api", ApiSource, _http_route, http_route=True),
+        EventType("http_api", HttpApiSource, _http_route, http_route=True),
+        EventType("function_url", FunctionUrlSource, _http_route, http_route=True),
     )
 }
 
