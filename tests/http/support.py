@@ -1,4 +1,4 @@
-"""Helpers for the Lambda API tests: a daemon with functions of tests/handlers/api_handlers.py, boto3 clients."""
+"""Helpers for the Lambda API tests: boto3 clients pointed at a daemon."""
 
 from __future__ import annotations
 
