@@ -211,7 +211,7 @@ class LambdaApi:
         try:
             await self.queue.submit(
                 function.name,
-                body.decode() if body else "{}",
+                _payload_text(body, event),
                 request_id,
                 json.dumps(client_context) if client_context is not None else None,
             )
@@ -296,6 +296,14 @@ def too_large(limit: int) -> ApiError:
 
 def _json(shape: Any) -> web.Response:
     return web.Response(body=json.dumps(shape).encode(), content_type="application/json")
+
+
+def _payload_text(body: bytes, event: Any) -> str:
+    # Kept as sent when it is UTF-8 (JSON may also come as UTF-16/32), so the handler sees what was sent.
+    try:
+        return body.decode() if body else "{}"
+    except UnicodeDecodeError:
+        return json.dumps(event)
 
 
 def _parse_payload(body: bytes) -> Any:

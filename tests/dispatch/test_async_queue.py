@@ -145,7 +145,6 @@ def test_queued_events_survive_kill_9_and_all_run_after_restart(
     assert len(ran_before) < 50
     second = daemon(config, env)
     wait_until(lambda: {r["event"]["n"] for r in read_records(records)} == set(range(50)), timeout=30)
-    assert any(r["pid"] == second.process.pid for r in read_records(records) if second.process)
     wait_until(lambda: second.metric("pipelined_async_queue_depth", function="fn") == 0, message="drained")
 
 
