@@ -28,3 +28,4 @@ bench: $(BIN)/pipelined
 	$(BIN)/python bench/isolation.py
 	$(BIN)/python bench/sqs.py
 	$(BIN)/python bench/streams.py
+	$(BIN)/python bench/api.py

@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 from pipelined import __version__
 from pipelined.app.assembly import build_function
+from pipelined.app.remote import api_endpoint, invoke_remote
 from pipelined.config import Config, load_config
 from pipelined.core.timestamps import iso_seconds
 from pipelined.errors import ConfigError, PipelinedError, UsageError
@@ -56,8 +57,17 @@ def _parser() -> argparse.ArgumentParser:
     invoke.add_argument("function")
     config_option(invoke)
     payload = invoke.add_mutually_exclusive_group()
-    payload.add_argument("--payload", help="the event, as JSON")
+    payload.add_argument("--payload", help="the event, as JSON, or @FILE holding it")
     payload.add_argument("--payload-file", help="a file holding the event as JSON")
+    invoke.add_argument(
+        "--invocation-type",
+        choices=("RequestResponse", "Event", "DryRun"),
+        default="RequestResponse",
+        help="as Lambda's Invoke (default: RequestResponse)",
+    )
+    invoke.add_argument(
+        "--log-type", choices=("None", "Tail"), help="Tail: print the invocation's log to stderr"
+    )
 
     dlq = commands.add_parser("dlq", help="the local dead-letter store")
     dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True, parser_class=_Parser)
@@ -127,7 +137,10 @@ def _print_json(value: Any, out: TextIO) -> None:
     out.flush()
 
 
-def _read_payload(args: argparse.Namespace) -> Any:
+def _read_payload(args: argparse.Namespace) -> tuple[Any, str]:
+    """The event and its JSON text."""
+    if args.payload is not None and args.payload.startswith("@"):
+        args.payload_file, args.payload = args.payload[1:], None  # --payload @FILE, as with curl
     if args.payload_file:
         try:
             text = Path(args.payload_file).read_text()
@@ -137,7 +150,7 @@ def _read_payload(args: argparse.Namespace) -> Any:
     elif args.payload is not None:
         text, source = args.payload, "--payload"
     else:
-        return {}
+        return {}, "{}"
     size = len(text.encode())
     if size > SYNC_PAYLOAD_LIMIT:
         raise UsageError(
@@ -145,29 +158,55 @@ def _read_payload(args: argparse.Namespace) -> Any:
             "(6 MB) for a synchronous invocation"
         )
     try:
-        return json.loads(text)
+        return json.loads(text), text
     except json.JSONDecodeError as exc:
         raise UsageError(
             f"{source}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from exc
 
 
-def _function(config: Config, name: str) -> Function:
+def _check_function(config: Config, name: str) -> None:
     if name not in config.functions:
         known = ", ".join(sorted(config.functions))
         raise UsageError(f"no function '{name}' in {config.source_path} (functions: {known})")
+
+
+def _function(config: Config, name: str) -> Function:
+    _check_function(config, name)
     function = build_function(name, config)
     function.load()
     return function
 
 
-async def _invoke(config: Config, args: argparse.Namespace, out: TextIO) -> int:
-    event = _read_payload(args)
+async def _invoke(config: Config, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    event, text = _read_payload(args)
+    endpoint = api_endpoint(config)
+    if endpoint is not None:
+        # A running daemon: through its Lambda API, so reserved concurrency and the async queue apply.
+        _check_function(config, args.function)
+        remote = invoke_remote(config, endpoint, args.function, text, args.invocation_type, args.log_type)
+        if remote.log is not None:
+            err.write(remote.log)
+        if args.invocation_type != "RequestResponse":
+            _print_json({"StatusCode": remote.status}, out)
+            return EXIT_OK
+        payload = remote.payload
+        if remote.function_error and isinstance(payload, dict):
+            payload.pop("requestId", None)  # printed as an in-process invocation prints it
+        _print_json(payload, out)
+        return EXIT_FAILED if remote.function_error else EXIT_OK
     function = _function(config, args.function)
+    if args.invocation_type == "DryRun":
+        _print_json({"StatusCode": 204}, out)
+        return EXIT_OK
     try:
+        # Without a daemon an Event runs here, once, with no retries: there is no queue to hold it.
         result = await InvokeService().invoke(function, event)
     finally:
         await function.close()  # isolation: process: stop the worker
+    if args.invocation_type == "Event":
+        _print_json({"StatusCode": 202}, out)
+        return EXIT_OK
     _print_json(result.value if result.error is None else result.error.payload(), out)
     return EXIT_OK if result.ok else EXIT_FAILED
 
@@ -343,7 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "s3":
             return asyncio.run(_s3_setup(config, out))
         if args.command == "invoke":
-            return asyncio.run(_invoke(config, args, out))
+            return asyncio.run(_invoke(config, args, out, err))
         if args.command == "checkpoints":
             return asyncio.run(_checkpoints(config, args, out))
         return asyncio.run(_dlq(config, args, out))

@@ -76,6 +76,7 @@ def write_config(directory: Path, functions: dict[str, Any], **top: Any) -> Path
         "state_dir": str(directory / "state"),
         "shutdown_timeout": "10s",
         "http": {"listen": f"127.0.0.1:{free_port()}"},
+        "api": {"listen": f"127.0.0.1:{free_port()}"},
         **({"isolation": TEST_ISOLATION} if TEST_ISOLATION else {}),
         **top,
         "functions": {},
@@ -141,7 +142,10 @@ class DaemonProcess:
         self.env = {**os.environ, **(env or {})}
         self.extra_env = dict(env or {})
         self.log_path = config.parent / "daemon.log"
-        self.port = int(yaml.safe_load(config.read_text())["http"]["listen"].rsplit(":", 1)[1])
+        settings = yaml.safe_load(config.read_text())
+        self.port = int(settings["http"]["listen"].rsplit(":", 1)[1])
+        api = (settings.get("api") or {}).get("listen", "127.0.0.1:9001")
+        self.api_port = int(api.rsplit(":", 1)[1]) if api else None
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, wait_ready: bool = True) -> DaemonProcess:

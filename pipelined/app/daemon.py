@@ -1,10 +1,11 @@
 """The daemon's lifecycle: load -> start -> run until stopped (reloading on SIGHUP) -> drain -> close.
 
 Start-up opens, in order: the state store, the AWS clients, the ops HTTP listener, then the functions and
-their event sources (app/assembly.py builds them, app/reload.py decides what a config change touches).
-Shutdown stops the event sources first, so in-flight invocations finish while their messages stay
-invisible, then the functions' workers, the listener, the AWS clients and last the state store, which
-writes the final checkpoints.
+their event sources (app/assembly.py builds them, app/reload.py decides what a config change touches),
+then the async invocation queue and the Lambda API (app/api.py).
+Shutdown stops the Lambda API listener and the event sources first, so in-flight invocations finish
+while their messages stay invisible, then the async queue, the functions' workers, the listener, the
+AWS clients and last the state store, which writes the final checkpoints.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 import signal
 
 from pipelined import __version__
+from pipelined.app.api import ApiFrontDoor
 from pipelined.app.assembly import build_function, build_runner
 from pipelined.app.reload import RunnerKey, RunnerSpec, plan_reload
 from pipelined.app.systemd import Notifier
@@ -56,6 +58,7 @@ class Daemon:
         self.http: HttpServer | None = None
         # The api/http_api/function_url routes; it binds gateway.listen once there is a route.
         self.gateway = Gateway(self.service, self.metrics)
+        self.api: ApiFrontDoor | None = None
 
     # --- signals: handlers only set flags --------------------------------------------------------------
 
@@ -120,7 +123,13 @@ class Daemon:
         except OSError as exc:
             raise PipelinedError(f"cannot listen on {http.listen}: {exc}") from exc
         await self._apply(self.config, initial=True)
+        self.api = ApiFrontDoor(lambda: self.config, self.service, self.state, self._aws, self.metrics)
+        await self.api.start()
         self._started = True
+
+    def _aws(self) -> AwsClients:
+        assert self.aws is not None
+        return self.aws
 
     def _readiness(self) -> tuple[bool, dict[str, bool]]:
         return self._started, {runner.key: runner.healthy for runner in self.runners.values()}
@@ -143,12 +152,20 @@ class Daemon:
         runners = list(self.runners.values())
         self.runners.clear()
         timeout = self.config.shutdown_timeout
-        await asyncio.gather(
-            self.gateway.stop(timeout), *(r.stop(timeout) for r in runners), return_exceptions=True
-        )
+        stopping = [self.gateway.stop(timeout), *(r.stop(timeout) for r in runners)]
+        if self.api is not None:
+            stopping.append(self._stop_api(self.api))
+        await asyncio.gather(*stopping, return_exceptions=True)
+
+    async def _stop_api(self, api: ApiFrontDoor) -> None:
+        # Requests in flight finish first; they may still put events on the queue.
+        await api.stop_listening()
+        await api.stop_queue(self.config.shutdown_timeout)
 
     async def _close(self) -> None:
         # Reverse order of start-up: workers, listener, AWS clients, and the state store last.
+        if self.api is not None:  # a no-op after a normal drain; after a failed start-up, needed
+            await self._stop_api(self.api)
         functions = list(self.functions.values())
         await asyncio.gather(
             *(f.close(self.config.shutdown_timeout) for f in functions), return_exceptions=True
@@ -202,6 +219,8 @@ class Daemon:
         self.service.replace(functions)
         # Routes move to the new functions together with the service; requests in flight keep theirs.
         await self.gateway.apply(config.gateway, RouteTable(routes_of(config.functions)))
+        if self.api is not None:
+            self.api.reconfigure(config)
         if previous_aws is not self.aws:
             await previous_aws.close()  # every runner using it was restarted above
         # After their runners drained: a removed or changed function's workers have nothing in flight.

@@ -3,12 +3,20 @@
 :func:`load_config` raises :class:`~pipelined.errors.ConfigError` whose problems are each one line
 ``FILE:LINE: dotted.field.path: message``, all of them, not just the first.
 
-Modules, each importing only those before it: ``types`` (durations, paths, names), ``events`` (event
-sources, destinations), ``functions``, ``settings`` (the top-level sections and :class:`Config`),
-``document`` (YAML lines and interpolation), ``messages`` (pydantic errors made readable), ``load``.
+Modules, each importing only those before it: ``types`` (durations, paths, names), ``api`` (the Lambda
+API's settings, permissions, async invocation), ``events`` (event sources, destinations), ``functions``,
+``settings`` (the top-level sections and :class:`Config`), ``document`` (YAML lines and
+interpolation), ``messages`` (pydantic errors made readable), ``load``.
 Import from this package, not from the modules.
 """
 
+from pipelined.config.api import (
+    ApiConfig,
+    ApiCredential,
+    AsyncDestination,
+    AsyncInvokeConfig,
+    Permission,
+)
 from pipelined.config.events import (
     DestinationConfig,
     DynamoDBStreamSource,
@@ -29,7 +37,11 @@ from pipelined.config.settings import AwsConfig, Config, HttpConfig, LoggingConf
 from pipelined.config.types import Duration, parse_duration
 
 __all__ = [
+    "ApiConfig",
+    "ApiCredential",
     "ApiSource",
+    "AsyncDestination",
+    "AsyncInvokeConfig",
     "AwsConfig",
     "Config",
     "CorsConfig",
@@ -46,6 +58,7 @@ __all__ = [
     "LoggingConfig",
     "MqttConfig",
     "MqttSource",
+    "Permission",
     "RetryBackoff",
     "S3Source",
     "S3Via",

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
+from pipelined.config.api import AsyncInvokeConfig, Permission
 from pipelined.config.events import DestinationConfig, EventSourceConfig
 from pipelined.config.types import IDENTIFIER, ConfigModel, DirPath, Duration, FieldValueError, matches
 
@@ -56,6 +57,9 @@ class FunctionConfig(ConfigModel):
     idle_timeout: Duration = Field(default=300.0, ge=0, le=86400)
     on_failure: DestinationConfig | None = None
     events: list[EventSourceConfig] = Field(default_factory=list)
+    # The Lambda API (docs/api.md): None lets every configured credential call the function.
+    permissions: list[Permission] | None = None
+    async_: AsyncInvokeConfig = Field(default=AsyncInvokeConfig(), alias="async")
 
     @field_validator("handler")
     @classmethod

@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
+from pipelined.config.api import ApiConfig
 from pipelined.config.events import EVENT_SOURCE_CLASSES
 from pipelined.config.functions import FunctionConfig, FunctionName, Isolation
 from pipelined.config.gateway import GatewayConfig, check_routes
@@ -107,6 +108,7 @@ class Config(ConfigModel):
     mqtt: MqttConfig = MqttConfig()
     logging: LoggingConfig = LoggingConfig()
     gateway: GatewayConfig = GatewayConfig()
+    api: ApiConfig = ApiConfig()
     # The default for functions without their own `isolation` (declared before `functions` for it).
     isolation: Isolation = "inline"
     functions: dict[FunctionName, FunctionConfig]
@@ -141,6 +143,28 @@ class Config(ConfigModel):
     def _routes(cls, functions: dict[str, FunctionConfig]) -> dict[str, FunctionConfig]:
         check_routes(functions)  # two HTTP routes no request can tell apart
         return functions
+
+    @model_validator(mode="after")
+    def _api_references(self) -> Config:
+        names = {c.name for c in self.api.credentials}
+        for function_name, function in self.functions.items():
+            for index, permission in enumerate(function.permissions or []):
+                if permission.principal != "*" and permission.principal not in names:
+                    raise FieldValueError(
+                        ("functions", function_name, "permissions", index, "principal"),
+                        f"no credential named {permission.principal!r} in api.credentials",
+                    )
+            destinations = function.async_.destinations
+            for which in ("on_success", "on_failure"):
+                target = getattr(destinations, which)
+                if target is None or target.kind != "function":
+                    continue
+                if target.function_name not in self.functions:
+                    raise FieldValueError(
+                        ("functions", function_name, "async", "destinations", which, "destination"),
+                        f"no function named {target.function_name!r}",
+                    )
+        return self
 
     def summary(self) -> str:
         """E.g. "2 functions, 3 event sources (2 schedule, 1 sqs)"."""

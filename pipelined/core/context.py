@@ -38,3 +38,29 @@ class LambdaContext:
     def get_remaining_time_in_millis(self) -> int:
         """Milliseconds left before the function times out."""
         return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+class _Client:
+    """`context.client_context.client`: the calling app, as the mobile SDKs describe it."""
+
+    def __init__(self, client: dict[str, Any]) -> None:
+        self.installation_id = client.get("installation_id")
+        self.app_title = client.get("app_title")
+        self.app_version_name = client.get("app_version_name")
+        self.app_version_code = client.get("app_version_code")
+        self.app_package_name = client.get("app_package_name")
+
+
+class ClientContext:
+    """`context.client_context`: what the caller sent as Invoke's ClientContext (a JSON object)."""
+
+    def __init__(self, value: dict[str, Any]) -> None:
+        client = value.get("client")
+        self.client = _Client(client) if isinstance(client, dict) else None
+        self.custom = value.get("custom")
+        self.env = value.get("env")
+
+
+def client_context(value: Any) -> ClientContext | None:
+    """The handler's `context.client_context` for the JSON object a caller sent (None if none)."""
+    return ClientContext(value) if isinstance(value, dict) else None

@@ -97,15 +97,17 @@ class SqsDestination:
         self._url: str | None = None
 
     async def send(self, failed: FailedBatch) -> None:
+        await self.send_record(failure_record(failed), "failure record")
+
+    async def send_record(self, record: Mapping[str, Any], what: str = "record") -> None:
+        """Send any Lambda-shaped record (async invocations' destinations use this too)."""
         try:
             sqs = await self._clients.client("sqs")
             if self._url is None:
                 self._url = await resolve_queue_url(sqs, self._queue)
-            await sqs.send_message(
-                QueueUrl=self._url, MessageBody=json.dumps(failure_record(failed), default=str)
-            )
+            await sqs.send_message(QueueUrl=self._url, MessageBody=json.dumps(record, default=str))
         except Exception as exc:
-            raise DestinationError(f"cannot send failure record to SQS {self._queue}: {exc}") from exc
+            raise DestinationError(f"cannot send {what} to SQS {self._queue}: {exc}") from exc
 
 
 class SnsDestination:
@@ -116,13 +118,15 @@ class SnsDestination:
         self._topic_arn = topic_arn
 
     async def send(self, failed: FailedBatch) -> None:
+        await self.send_record(failure_record(failed), "failure record")
+
+    async def send_record(self, record: Mapping[str, Any], what: str = "record") -> None:
+        """Publish any Lambda-shaped record (async invocations' destinations use this too)."""
         try:
             sns = await self._clients.client("sns")
-            await sns.publish(
-                TopicArn=self._topic_arn, Message=json.dumps(failure_record(failed), default=str)
-            )
+            await sns.publish(TopicArn=self._topic_arn, Message=json.dumps(record, default=str))
         except Exception as exc:
-            raise DestinationError(f"cannot publish failure record to SNS {self._topic_arn}: {exc}") from exc
+            raise DestinationError(f"cannot publish {what} to SNS {self._topic_arn}: {exc}") from exc
 
 
 def make_destination(config: DestinationConfig, state: StateStore, clients: AwsClients) -> Destination:

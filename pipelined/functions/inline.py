@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from pipelined.config import FunctionConfig
-from pipelined.core.context import LambdaContext
+from pipelined.core.context import LambdaContext, client_context
 from pipelined.core.identity import FunctionIdentity
 from pipelined.core.lambda_errors import LambdaError, handler_error, timed_out
 from pipelined.errors import HandlerLoadError
@@ -125,6 +125,8 @@ class InlineRuntime:
             identity.log_stream,
             invocation.deadline,
         )
+        if invocation.client_context is not None:
+            context.client_context = client_context(invocation.client_context)
         scope = InvocationScope(identity.name, invocation.request_id)
         scope_token = current_invocation.set(scope)
         env_token = function_environment.set(self.environment)

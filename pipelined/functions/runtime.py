@@ -17,6 +17,8 @@ class Invocation:
     timeout: float
     # time.monotonic() at which the invocation times out.
     deadline: float
+    # Invoke's ClientContext, decoded (a JSON object), for `context.client_context`.
+    client_context: Any = None
 
 
 @dataclass(frozen=True, slots=True)

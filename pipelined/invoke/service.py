@@ -66,7 +66,9 @@ class Caller:
         self.kind = kind
         self.metrics = metrics
 
-    async def invoke(self, event: Any, request_id: str | None = None) -> InvokeResult:
+    async def invoke(
+        self, event: Any, request_id: str | None = None, client_context: Any = None
+    ) -> InvokeResult:
         """Invoke the function once; raises ThrottledError only for synchronous callers."""
         function, m = self.function, self.metrics
         if self.kind is InvocationKind.REQUEST_RESPONSE and function.at_limit:
@@ -75,7 +77,7 @@ class Caller:
             raise ThrottledError(f"function {function.name}: reserved concurrency exhausted")
         await function.acquire(on_throttle=m.throttles.inc if m is not None else None)
         try:
-            result = await _run(function, event, request_id or new_request_id())
+            result = await _run(function, event, request_id or new_request_id(), client_context)
         finally:
             function.release()
         if m is not None:
@@ -86,7 +88,7 @@ class Caller:
         return result
 
 
-async def _run(function: Function, event: Any, request_id: str) -> InvokeResult:
+async def _run(function: Function, event: Any, request_id: str, client_context: Any) -> InvokeResult:
     identity, runtime = function.identity, function.runtime
     logging_on = report.logging_enabled()
     function.in_flight += 1
@@ -97,7 +99,8 @@ async def _run(function: Function, event: Any, request_id: str) -> InvokeResult:
             report.log_start(identity, request_id)
         started = time.monotonic()
         timeout = function.config.timeout
-        reply = await runtime.run(execution, Invocation(request_id, event, timeout, started + timeout))
+        invocation = Invocation(request_id, event, timeout, started + timeout, client_context)
+        reply = await runtime.run(execution, invocation)
     finally:
         function.in_flight -= 1
     duration_ms = (time.monotonic() - started) * 1000

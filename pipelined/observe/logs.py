@@ -141,7 +141,8 @@ def setup_logging(level: str = "INFO", fmt: str = "text", stream: TextIO | None 
     handler.addFilter(_ScopeFilter())
     root = logging.getLogger()
     for old in list(root.handlers):
-        root.removeHandler(old)
+        if not getattr(old, "keep_on_reconfigure", False):  # e.g. the Lambda API's log tail
+            root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
     # Noisy libraries log every retry at INFO; our own lines say what matters.

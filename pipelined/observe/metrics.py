@@ -122,6 +122,44 @@ class Metrics:
             ("api", "route", "kind"),
             registry=r,
         )
+        # Asynchronous invocations (the Lambda API's `Event` type): Lambda's AsyncEvents* metrics.
+        self.async_events_received = Counter(
+            "pipelined_async_events_received",
+            "Events accepted for asynchronous invocation.",
+            ("function",),
+            registry=r,
+        )
+        self.async_event_age = Histogram(
+            "pipelined_async_event_age_seconds",
+            "Time from accepting an event to each of its invocations.",
+            ("function",),
+            buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 900, 3600, 21600),
+            registry=r,
+        )
+        self.async_events_dropped = Counter(
+            "pipelined_async_events_dropped",
+            "Events that never ran successfully (sent to the on-failure destination first).",
+            ("function", "reason"),
+            registry=r,
+        )
+        self.async_queue_depth = Gauge(
+            "pipelined_async_queue_depth",
+            "Events queued for asynchronous invocation.",
+            ("function",),
+            registry=r,
+        )
+        self.destination_delivery_failures = Counter(
+            "pipelined_destination_delivery_failures",
+            "Asynchronous invocation records that could not be sent to their destination.",
+            ("function", "destination"),
+            registry=r,
+        )
+        self.api_requests_denied = Counter(
+            "pipelined_api_requests_denied",
+            "Lambda API requests refused: a missing or wrong signature, or no permission.",
+            ("operation", "reason"),
+            registry=r,
+        )
         self.build_info = Info("pipelined_build", "pipelined version and Python runtime.", registry=r)
         self.build_info.info({"version": __version__, "python": platform.python_version()})
 

@@ -1,7 +1,8 @@
-"""The SQLite state store: source checkpoints, schedule state, markers and the local dead-letter store.
+"""The SQLite state store: source checkpoints, schedule state, markers, the local dead-letter store and the
+asynchronous invocation queue.
 
 One file, opened once, with one store per table: `state.checkpoints`, `state.schedules`,
-`state.dead_letters`, `state.markers`. What several daemons will later share (the stream
+`state.dead_letters`, `state.markers`, `state.async_events`. What several daemons will later share (the stream
 checkpointer, shard and schedule leases) is in `interfaces`.
 """
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import aiosqlite
 
 from pipelined.errors import StateError
+from pipelined.state.async_events import AsyncEventStore, EventBody, QueuedEvent
 from pipelined.state.checkpoints import CHECKPOINT_LINGER, Checkpoint, CheckpointStore
 from pipelined.state.db import MIGRATIONS, STATE_FILE, open_database, schema_version
 from pipelined.state.dead_letters import DeadLetter, DeadLetterStore, NewDeadLetter
@@ -22,13 +24,16 @@ __all__ = [
     "CHECKPOINT_LINGER",
     "MIGRATIONS",
     "STATE_FILE",
+    "AsyncEventStore",
     "Checkpoint",
     "CheckpointStore",
     "DeadLetter",
     "DeadLetterStore",
+    "EventBody",
     "Marker",
     "MarkerStore",
     "NewDeadLetter",
+    "QueuedEvent",
     "ScheduleStore",
     "StateError",
     "StateStore",
@@ -45,6 +50,7 @@ class StateStore:
         self.schedules = ScheduleStore(connection)
         self.dead_letters = DeadLetterStore(connection)
         self.markers = MarkerStore(connection)
+        self.async_events = AsyncEventStore(connection)
 
     @classmethod
     async def open(cls, state_dir: Path) -> StateStore:

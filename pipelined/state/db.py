@@ -58,6 +58,20 @@ MIGRATIONS: tuple[str, ...] = (
         WHERE stream = 'mqtt-subscription' OR (stream = '*' AND shard = '*');
     DELETE FROM checkpoints WHERE stream = 'mqtt-subscription' OR (stream = '*' AND shard = '*');
     """,
+    # Asynchronous invocations (the Lambda API's `Event` type), from the 202 until they are settled.
+    """
+    CREATE TABLE async_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        request_id TEXT NOT NULL UNIQUE,
+        function TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        client_context TEXT,
+        received_at REAL NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL,
+        last_error TEXT
+    );
+    """,
 )
 
 

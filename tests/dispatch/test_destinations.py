@@ -131,7 +131,9 @@ async def test_sqs_and_sns_destinations_receive_the_failure_record(aws: str, sta
 async def test_an_unreachable_destination_raises_a_destination_error_naming_it(state: StateStore) -> None:
     clients = AwsClients(AwsConfig(endpoint_url="http://127.0.0.1:9"), max_attempts=1)
     try:
-        with pytest.raises(DestinationError, match=r"cannot send failure record to SQS http://127\.0\.0\.1:9/q"):
+        with pytest.raises(
+            DestinationError, match=r"cannot send failure record to SQS http://127\.0\.0\.1:9/q"
+        ):
             await SqsDestination(clients, "http://127.0.0.1:9/q").send(failed(STREAM_INFO))
     finally:
         await clients.close()

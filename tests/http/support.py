@@ -1,4 +1,4 @@
-"""A small HTTP client for the gateway tests: raw paths, repeated headers and bytes bodies, as sent."""
+"""Helpers for the HTTP tests: requests to the gateway, and boto3 clients pointed at the Lambda API."""
 
 from __future__ import annotations
 
@@ -6,6 +6,11 @@ import http.client
 import json
 from dataclasses import dataclass
 from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from tests.support import DaemonProcess
 
 
 @dataclass
@@ -45,3 +50,17 @@ def call(
         return Reply(response.status, response.getheaders(), response.read())
     finally:
         connection.close()
+
+
+def lambda_client(
+    daemon: DaemonProcess, access_key: str = "testing", secret: str = "testing", **config: Any
+) -> Any:
+    """boto3's Lambda client pointed at the daemon's API, no retries (tests see every answer)."""
+    return boto3.client(
+        "lambda",
+        endpoint_url=f"http://127.0.0.1:{daemon.api_port}",
+        region_name="us-east-1",
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret,
+        config=Config(retries={"total_max_attempts": 1}, read_timeout=30, **config),
+    )

@@ -108,14 +108,17 @@ class WorkerPool:
             return Execution(worker, worker.init_duration_ms)
         return Execution(worker)
 
-    async def run(self, worker: WorkerProcess, event: Any, request_id: str, timeout: float) -> Reply:
+    async def run(
+        self, worker: WorkerProcess, event: Any, request_id: str, timeout: float, client_context: Any = None
+    ) -> Reply:
         """Invoke the leased `worker` once; never raises for handler errors, timeouts or crashes."""
         loop = asyncio.get_running_loop()
         deadline = time.monotonic() + timeout
         try:
-            frame = protocol.encode(
-                {"t": protocol.INVOKE, "id": request_id, "deadline": deadline, "event": event}
-            )
+            message = {"t": protocol.INVOKE, "id": request_id, "deadline": deadline, "event": event}
+            if client_context is not None:
+                message["client_context"] = client_context
+            frame = protocol.encode(message)
         except (TypeError, ValueError) as exc:
             self._release(worker)
             return Reply(None, failures.unserializable_event(exc), None)

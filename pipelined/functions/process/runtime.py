@@ -52,7 +52,11 @@ class ProcessRuntime:
         if execution.environment is None:
             return Reply(None, execution.error)
         return await self.pool.run(
-            execution.environment, invocation.event, invocation.request_id, invocation.timeout
+            execution.environment,
+            invocation.event,
+            invocation.request_id,
+            invocation.timeout,
+            invocation.client_context,
         )
 
     async def close(self, timeout: float) -> None:

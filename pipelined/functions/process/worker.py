@@ -22,7 +22,7 @@ import traceback
 from pathlib import Path
 from typing import Any, NoReturn
 
-from pipelined.core.context import LambdaContext
+from pipelined.core.context import LambdaContext, client_context
 from pipelined.core.lambda_errors import handler_error
 from pipelined.functions.process import protocol
 from pipelined.functions.process.protocol import BlockingChannel
@@ -186,6 +186,8 @@ def _serve(spec: dict[str, Any], channel: BlockingChannel) -> int:
             spec["log_stream"],
             message["deadline"],
         )
+        if "client_context" in message:
+            context.client_context = client_context(message["client_context"])
         _current_request = request_id
         out_of_memory = False
         reply: dict[str, Any] = {"t": protocol.RESULT, "id": request_id}
