@@ -25,7 +25,9 @@ async def function(metrics: Metrics) -> AsyncIterator[Callable[..., Function]]:
     """Factory: a loaded Runtime API Function (Node.js by default); closed at teardown."""
     made: list[Function] = []
 
-    def make(handler: str, code: Path, runtime: str = "nodejs20.x", name: str = "fn", **options: Any) -> Function:
+    def make(
+        handler: str, code: Path, runtime: str = "nodejs20.x", name: str = "fn", **options: Any
+    ) -> Function:
         config = FunctionConfig(handler=handler, code=code, runtime=runtime, isolation="process", **options)
         made.append(fn := Function(name, config, "eu-west-1", metrics.for_function(name)))
         fn.load()

@@ -24,26 +24,28 @@ def call(method, path, body=None, headers=None):
 while True:
     status, headers, event = call("GET", "/invocation/next")
     request_id = headers["Lambda-Runtime-Aws-Request-Id"]
+    own = f"/invocation/{{request_id}}"
     mode = json.loads(event)["mode"]
     answers = {{"headers": headers}}
     if mode == "probe":
         answers["wrong_id"] = call("POST", "/invocation/not-the-id/response", b"1")[::2]
         answers["next_while_running"] = call("GET", "/invocation/next")[::2]
         answers["init_error_late"] = call("POST", "/init/error", b"{{}}")[::2]
-        answers["first"] = call("POST", f"/invocation/{{request_id}}/response", b'{{"ok": 1}}')[::2]
-        answers["second"] = call("POST", f"/invocation/{{request_id}}/response", b"2")[::2]
-        answers["error_after"] = call("POST", f"/invocation/{{request_id}}/error", b"{{}}")[::2]
+        answers["first"] = call("POST", own + "/response", b'{{"ok": 1}}')[::2]
+        answers["second"] = call("POST", own + "/response", b"2")[::2]
+        answers["error_after"] = call("POST", own + "/error", b"{{}}")[::2]
     elif mode == "too_large":
-        answers["large"] = call("POST", f"/invocation/{{request_id}}/response", b"x" * (6 * 1024 * 1024 + 101))[::2]
+        too_large = b"x" * (6 * 1024 * 1024 + 101)
+        answers["large"] = call("POST", own + "/response", too_large)[::2]
     elif mode == "stream":
         streaming = {{"Lambda-Runtime-Function-Response-Mode": "streaming"}}
-        answers["stream"] = call("POST", f"/invocation/{{request_id}}/response", b"{{}}", streaming)[::2]
+        answers["stream"] = call("POST", own + "/response", b"{{}}", streaming)[::2]
     elif mode == "plain_error":
-        answers["error"] = call(
-            "POST", f"/invocation/{{request_id}}/error", b"not json", {{"Lambda-Runtime-Function-Error-Type": "Custom.Type"}}
-        )[::2]
+        custom = {{"Lambda-Runtime-Function-Error-Type": "Custom.Type"}}
+        answers["error"] = call("POST", own + "/error", b"not json", custom)[::2]
     with open(os.environ["RECORD_FILE"], "a") as out:
-        out.write(json.dumps({{k: [v[0], v[1].decode()] if k != "headers" else v for k, v in answers.items()}}) + "\\n")
+        line = {{k: v if k == "headers" else [v[0], v[1].decode()] for k, v in answers.items()}}
+        out.write(json.dumps(line) + "\\n")
 """
 
 
@@ -55,10 +57,14 @@ def probe(tmp_path: Path) -> Path:
     return code
 
 
+def lines(records: Path) -> list[str]:
+    return records.read_text().splitlines() if records.exists() else []
+
+
 async def answers(records: Path, count: int) -> dict[str, list[object]]:
     """The `count`-th record: the probe writes it after the invocation's result is already back."""
-    await until(lambda: records.exists() and len(records.read_text().splitlines()) >= count)
-    result: dict[str, list[object]] = json.loads(records.read_text().splitlines()[count - 1])
+    await until(lambda: len(lines(records)) >= count)
+    result: dict[str, list[object]] = json.loads(lines(records)[count - 1])
     return result
 
 
@@ -76,7 +82,10 @@ async def test_wrong_ids_second_responses_and_late_init_errors_change_nothing(
     assert headers["Lambda-Runtime-Invoked-Function-Arn"] == fn.arn
     assert headers["Lambda-Runtime-Trace-Id"].startswith("Root=1-")
     assert int(headers["Lambda-Runtime-Deadline-Ms"]) > 0
-    assert seen["wrong_id"] == [400, '{"errorMessage": "Invalid request ID", "errorType": "InvalidRequestID"}']
+    assert seen["wrong_id"] == [
+        400,
+        '{"errorMessage": "Invalid request ID", "errorType": "InvalidRequestID"}',
+    ]
     transition = "State transition from {} to {} failed for runtime. Error: State transition is not allowed"
     forbidden = {
         "next_while_running": ("Running", "Ready"),

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipelined.functions.function import Function
+from pipelined.functions.runtime_api.launch import RUNTIME_DIR
 from pipelined.observe.metrics import Metrics
 from tests.functions.runtime_api.conftest import NODE, sample
 from tests.support import invoke, run_cli, until, write_config
@@ -129,7 +130,7 @@ async def test_environment_is_exactly_lambdas_and_cwd_is_the_code(
     }
     assert {k: env[k] for k in expected} == expected
     assert env["AWS_LAMBDA_RUNTIME_API"].startswith("127.0.0.1:")
-    assert Path(env["LAMBDA_RUNTIME_DIR"], "runtime.mjs").is_file()
+    assert env["LAMBDA_RUNTIME_DIR"] == str(RUNTIME_DIR)
     daemon_only = set(os.environ) - set(env)
     assert "PATH" in env and "HOME" not in env and daemon_only  # nothing else of the daemon's
     allowed = {*expected, "AWS_LAMBDA_RUNTIME_API", "LAMBDA_RUNTIME_DIR", "AWS_LAMBDA_FUNCTION_TIMEOUT"}
@@ -166,7 +167,9 @@ async def test_missing_export_is_an_init_error_at_start(function: Callable[..., 
 
 def test_cli_invoke_prints_the_error_object_and_fails(tmp_path: Path) -> None:
     code = str(NODE / "misc")
-    config = write_config(tmp_path, {"fn": {"runtime": "nodejs20.x", "handler": "handlers.thrown", "code": code}})
+    config = write_config(
+        tmp_path, {"fn": {"runtime": "nodejs20.x", "handler": "handlers.thrown", "code": code}}
+    )
     done = run_cli("invoke", "fn", "-c", str(config))
     assert done.returncode == 1, done.stderr
     payload = json.loads(done.stdout)

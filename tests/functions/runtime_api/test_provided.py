@@ -42,7 +42,7 @@ async def test_bootstrap_that_exits_during_init_is_an_exit_error(
     assert result.error.error_message.endswith("Error: Runtime exited with error: exit status 3")
     assert any(r.getMessage() == "cannot initialise: missing configuration" for r in caplog.records)
     await until(lambda: sample(metrics, "pipelined_worker_restarts_total", cause="init_error") == 1)
-    with pytest.raises(HandlerLoadError, match="Runtime.ExitError"):
+    with pytest.raises(HandlerLoadError, match=r"Runtime\.ExitError"):
         await function("anything", PROVIDED / "init_exit", runtime="provided", name="other").start()
 
 
