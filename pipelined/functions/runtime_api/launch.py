@@ -16,8 +16,8 @@ from pipelined.functions.process.spec import worker_environment
 RUNTIME_DIR = Path(__file__).resolve().parent / "node"
 NODE_CLIENT = RUNTIME_DIR / "runtime.mjs"
 BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
-# Lambda's Node.js bootstrap caps V8's old space below the function's memory, so the heap limit is
-# reached (a crash Lambda reports as Runtime.ExitError) before the environment's memory limit.
+# V8's old space is capped below the function's memory, so a runaway heap ends in V8's own abort
+# (Runtime.ExitError) before the environment's memory limit.
 NODE_HEAP_SHARE = 0.9
 
 
