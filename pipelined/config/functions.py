@@ -7,8 +7,10 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
+from pipelined.config import runtimes
 from pipelined.config.api import AsyncInvokeConfig, Permission
 from pipelined.config.events import DestinationConfig, EventSourceConfig
+from pipelined.config.runtimes import RuntimeName
 from pipelined.config.types import IDENTIFIER, ConfigModel, DirPath, Duration, FieldValueError, matches
 
 
@@ -31,6 +33,7 @@ def _find_module(module: str, paths: list[str]) -> bool:
     return spec is not None and spec.origin is not None  # a namespace package has no origin
 
 
+_python_handler = matches(rf"{IDENTIFIER}(\.{IDENTIFIER})+", "'module.function'")
 EnvName = Annotated[str, AfterValidator(matches(IDENTIFIER, "a valid environment variable name"))]
 EnvValue = Annotated[str, BeforeValidator(_env_value)]
 FunctionName = Annotated[
@@ -43,10 +46,12 @@ Isolation = Literal["inline", "process"]
 class FunctionConfig(ConfigModel):
     """One entry of `functions`: where the handler lives, how it runs and which events invoke it."""
 
-    # code and layers come before handler so the handler check can see them.
+    # code, layers and runtime come before handler so the handler check can see them.
     code: DirPath
     layers: list[DirPath] = Field(default_factory=list)
-    handler: Annotated[str, AfterValidator(matches(rf"{IDENTIFIER}(\.{IDENTIFIER})+", "'module.function'"))]
+    # None: the daemon's Python. Node.js and `provided` run through the Runtime API (docs/runtimes.md).
+    runtime: RuntimeName | None = None
+    handler: str
     timeout: Duration = Field(default=3.0, ge=1, le=900)
     memory_mb: int = Field(default=128, ge=128, le=10240)
     environment: dict[EnvName, EnvValue] = Field(default_factory=dict)
@@ -54,6 +59,8 @@ class FunctionConfig(ConfigModel):
     # None until Config resolves it from the top-level `isolation`.
     isolation: Isolation | None = None
     provisioned_concurrency: int = Field(default=0, ge=0)
+    # Node.js functions: the `node` executable; None until Config resolves it from the top-level `node`.
+    node: str | None = None
     idle_timeout: Duration = Field(default=300.0, ge=0, le=86400)
     on_failure: DestinationConfig | None = None
     events: list[EventSourceConfig] = Field(default_factory=list)
@@ -65,7 +72,25 @@ class FunctionConfig(ConfigModel):
     @classmethod
     def _handler_module(cls, value: str, info: ValidationInfo) -> str:
         code, layers = info.data.get("code"), info.data.get("layers")
-        if (info.context or {}).get("check_files") and code is not None and layers is not None:
+        check_files = (info.context or {}).get("check_files") and code is not None and layers is not None
+        kind = runtimes.family(info.data.get("runtime"))
+        if kind != "python":
+            problem = (
+                runtimes.node_handler_problem(value)
+                if kind == "nodejs"
+                else runtimes.provided_handler_problem(value)
+            )
+            if problem is None and check_files and code is not None and layers is not None:
+                problem = (
+                    runtimes.node_module_problem(value, code)
+                    if kind == "nodejs"
+                    else runtimes.bootstrap_problem(code, layers)
+                )
+            if problem is not None:
+                raise ValueError(problem)
+            return value
+        _python_handler(value)
+        if check_files and code is not None and layers is not None:
             module = value.rpartition(".")[0]
             if not _find_module(module, [str(code), *map(str, layers)]):
                 where = ", ".join([str(code), *map(str, layers)])

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
+from pipelined.config import runtimes
 from pipelined.config.api import ApiConfig
 from pipelined.config.events import EVENT_SOURCE_CLASSES
 from pipelined.config.functions import FunctionConfig, FunctionName, Isolation
@@ -111,6 +112,8 @@ class Config(ConfigModel):
     api: ApiConfig = ApiConfig()
     # The default for functions without their own `isolation` (declared before `functions` for it).
     isolation: Isolation = "inline"
+    # The Node.js executable for nodejs* functions without their own `node`: a path or a name on PATH.
+    node: str = "node"
     functions: dict[FunctionName, FunctionConfig]
     source_path: Path = Field(default_factory=lambda: Path("pipelined.yaml").absolute())
 
@@ -129,7 +132,11 @@ class Config(ConfigModel):
         default = info.data.get("isolation", "inline")
         resolved: dict[str, FunctionConfig] = {}
         for name, declared in functions.items():
-            function = declared if declared.isolation else declared.model_copy(update={"isolation": default})
+            # Node.js and `provided` functions are programs of their own: always worker processes.
+            own_default = default if runtimes.family(declared.runtime) == "python" else "process"
+            function = (
+                declared if declared.isolation else declared.model_copy(update={"isolation": own_default})
+            )
             if function.provisioned_concurrency and function.isolation != "process":
                 raise FieldValueError(
                     (name, "provisioned_concurrency"),
@@ -165,6 +172,32 @@ class Config(ConfigModel):
                         f"no function named {target.function_name!r}",
                     )
         return self
+
+    @field_validator("functions")
+    @classmethod
+    def _runtimes(
+        cls, functions: dict[str, FunctionConfig], info: ValidationInfo
+    ) -> dict[str, FunctionConfig]:
+        node = info.data.get("node", "node")
+        check_files = (info.context or {}).get("check_files")
+        resolved: dict[str, FunctionConfig] = {}
+        for name, declared in functions.items():
+            function, kind = declared, runtimes.family(declared.runtime)
+            if kind != "python" and function.isolation != "process":
+                raise FieldValueError(
+                    (name, "isolation"),
+                    f"a {function.runtime} function always runs in worker processes "
+                    "(remove `isolation` or set it to process)",
+                )
+            if kind == "nodejs" and declared.runtime is not None:
+                executable = declared.node or node
+                function = declared.model_copy(update={"node": executable})
+                problem = runtimes.node_problem(executable, declared.runtime) if check_files else None
+                if problem is not None:
+                    field = "node" if "node" in declared.model_fields_set else "runtime"
+                    raise FieldValueError((name, field), problem)
+            resolved[name] = function
+        return resolved
 
     def summary(self) -> str:
         """E.g. "2 functions, 3 event sources (2 schedule, 1 sqs)"."""

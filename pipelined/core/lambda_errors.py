@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -19,9 +19,14 @@ class LambdaError:
     error_message: str
     # None for errors pipelined reports about a response or a record (no stack to show).
     stack_trace: tuple[str, ...] | None = ()
+    # The object exactly as a Runtime API client posted it (Node.js sends `trace`, not `stackTrace`):
+    # Lambda returns it unchanged, so pipelined does too.
+    raw: Mapping[str, Any] | None = field(default=None, compare=False)
 
     def payload(self) -> dict[str, Any]:
         """The JSON object Lambda returns (and pipelined stores, prints and sends to destinations)."""
+        if self.raw is not None:
+            return dict(self.raw)
         out: dict[str, Any] = {"errorMessage": self.error_message, "errorType": self.error_type}
         if self.stack_trace is not None:
             out["stackTrace"] = list(self.stack_trace)

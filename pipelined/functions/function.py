@@ -7,10 +7,12 @@ from collections.abc import Callable
 from typing import Any
 
 from pipelined.config import FunctionConfig
+from pipelined.config.runtimes import family
 from pipelined.core.identity import DEFAULT_ACCOUNT_ID, FunctionIdentity, new_log_stream_name
 from pipelined.functions.inline import InlineRuntime
 from pipelined.functions.process.runtime import ProcessRuntime
 from pipelined.functions.runtime import Runtime
+from pipelined.functions.runtime_api.runtime import RuntimeApiRuntime
 from pipelined.observe.metrics import FunctionMetrics
 
 
@@ -54,11 +56,13 @@ class Function:
         )
         self.environment = lambda_environment(self.identity, config)
         # A new runtime is one more implementation of the Runtime protocol and one more branch here.
-        self.runtime: Runtime = (
-            ProcessRuntime(self.identity, config, self.environment, metrics)
-            if config.isolation == "process"
-            else InlineRuntime(self.identity, config, self.environment)
-        )
+        self.runtime: Runtime
+        if family(config.runtime) != "python":
+            self.runtime = RuntimeApiRuntime(self.identity, config, self.environment, metrics)
+        elif config.isolation == "process":
+            self.runtime = ProcessRuntime(self.identity, config, self.environment, metrics)
+        else:
+            self.runtime = InlineRuntime(self.identity, config, self.environment)
         limit = config.reserved_concurrency
         self._slots = asyncio.Semaphore(limit) if limit is not None else None
         # Invocations in flight: read by the ConcurrentExecutions gauge at scrape time.

@@ -64,6 +64,9 @@ def peak_rss_kb(pid: int) -> int | None:
 class WorkerProcess(asyncio.Protocol):
     """One worker: a stream connection speaking protocol.py, plus what the pool knows about it."""
 
+    # The exit status a worker uses to say it ran out of memory (None: it has none).
+    oom_exit_status: int | None = protocol.EXIT_OOM
+
     def __init__(
         self,
         function: str,

@@ -29,6 +29,11 @@ def _mb(kb: int) -> int | None:
     return math.ceil(kb / 1024) if kb else None
 
 
+def _error(value: Any) -> LambdaError:
+    # A Python worker sends the error object as JSON; a Runtime API worker has parsed it already.
+    return value if isinstance(value, LambdaError) else LambdaError.from_payload(value)
+
+
 class WorkerPool:
     """The worker processes of one function: leased one invocation at a time (ProcessRuntime drives it)."""
 
@@ -115,10 +120,7 @@ class WorkerPool:
         loop = asyncio.get_running_loop()
         deadline = time.monotonic() + timeout
         try:
-            message = {"t": protocol.INVOKE, "id": request_id, "deadline": deadline, "event": event}
-            if client_context is not None:
-                message["client_context"] = client_context
-            frame = protocol.encode(message)
+            frame = self._encode_invocation(request_id, deadline, event, client_context)
         except (TypeError, ValueError) as exc:
             self._release(worker)
             return Reply(None, failures.unserializable_event(exc), None)
@@ -145,11 +147,7 @@ class WorkerPool:
             return Reply(None, failures.exited(request_id, answer.status), _mb(worker.rss_kb))
         self._release(worker)
         error = answer.get("error")
-        return Reply(
-            answer.get("value"),
-            None if error is None else LambdaError.from_payload(error),
-            _mb(worker.rss_kb),
-        )
+        return Reply(answer.get("value"), None if error is None else _error(error), _mb(worker.rss_kb))
 
     def _expire(self, worker: WorkerProcess) -> None:
         # Read the peak while the process still exists: REPORT's Max Memory Used stays real.
@@ -170,10 +168,14 @@ class WorkerPool:
         """Fork a worker and wait for its handler import; returns it, or Lambda's error object."""
         loop = asyncio.get_running_loop()
         started = time.monotonic()
-        message = self.spec.message(provisioned, logging.getLogger().getEffectiveLevel())
+        try:
+            message, launch = self._launch(provisioned)
+        except WorkerError as exc:
+            return failures.unavailable(request_id, str(exc))
         try:
             ours, theirs = socket.socketpair()
         except OSError as exc:  # EMFILE: the daemon is out of file descriptors
+            self._abandon(launch)
             log.error("%s: cannot start a worker: %s", self.spec.name, exc)
             return failures.unavailable(request_id, str(exc))
         try:
@@ -181,8 +183,9 @@ class WorkerPool:
                 pid, exit_status = await self._forkserver().spawn(message, theirs)
         except (WorkerError, OSError) as exc:
             ours.close()
+            self._abandon(launch)
             return failures.unavailable(request_id, str(exc))
-        worker = WorkerProcess(self.spec.name, pid, exit_status, provisioned, self._on_lost)
+        worker = self._new_worker(pid, exit_status, provisioned, launch)
         self.workers.add(worker)
         self._count_workers()
         await loop.connect_accepted_socket(lambda: worker, ours)
@@ -203,7 +206,7 @@ class WorkerPool:
             return failures.exited(request_id, answer.status)
         if answer["t"] == protocol.INIT_ERROR:
             self._retire(worker, "init_error")
-            error = LambdaError.from_payload(answer.get("error"))
+            error = _error(answer.get("error"))
             log.error("%s: init failed: %s: %s", self.spec.name, error.error_type, error.error_message)
             return error
         worker.init_duration_ms = (time.monotonic() - started) * 1000
@@ -213,6 +216,30 @@ class WorkerPool:
         if self._reaper is None:
             self._reaper = loop.create_task(self._reap_idle(), name=f"{self.spec.name}/reaper")
         return worker
+
+    # --- what a worker is: overridden by the Runtime API pool (functions/runtime_api/pool.py) ---------
+
+    def _launch(self, provisioned: bool) -> tuple[dict[str, Any], Any]:
+        """The zygote's spawn request for a new worker, and what _new_worker needs besides the pid."""
+        return self.spec.message(provisioned, logging.getLogger().getEffectiveLevel()), None
+
+    def _abandon(self, launch: Any) -> None:
+        """Undo _launch when the worker could not be spawned."""
+
+    def _new_worker(
+        self, pid: int, exit_status: asyncio.Future[int | None], provisioned: bool, launch: Any
+    ) -> WorkerProcess:
+        """The daemon's side of a spawned worker."""
+        return WorkerProcess(self.spec.name, pid, exit_status, provisioned, self._on_lost)
+
+    def _encode_invocation(self, request_id: str, deadline: float, event: Any, client_context: Any) -> bytes:
+        """What WorkerProcess.invoke sends; TypeError/ValueError when the event is not JSON."""
+        message = {"t": protocol.INVOKE, "id": request_id, "deadline": deadline, "event": event}
+        if client_context is not None:
+            message["client_context"] = client_context
+        return protocol.encode(message)
+
+    # --- worker bookkeeping -----------------------------------------------------------------------------
 
     def _release(self, worker: WorkerProcess) -> None:
         """Put a worker that finished an invocation back on the idle stack."""
@@ -256,7 +283,7 @@ class WorkerPool:
         except TimeoutError:
             status = None
         oom = worker.out_of_memory or (
-            status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == protocol.EXIT_OOM
+            status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == worker.oom_exit_status
         )
         worker.settle(Exited(status, oom))
         crashed = "crash" if worker.init_duration_ms is not None else "init_error"

@@ -29,8 +29,9 @@ RESULT = "result"
 OOM = "oom"
 
 
-def _default(value: Any) -> Any:
-    # Lambda's Python runtime serialises Decimal (what boto3's DynamoDB deserialiser returns) as a number.
+def json_default(value: Any) -> Any:
+    """json.dumps' `default`: Decimal as a number, as Lambda's Python runtime serialises it."""
+    # Decimal is what boto3's DynamoDB deserialiser returns.
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
@@ -38,7 +39,7 @@ def _default(value: Any) -> Any:
 
 def encode(message: dict[str, Any]) -> bytes:
     """One frame holding `message`; raises TypeError/ValueError when it is not JSON-serialisable."""
-    body = json.dumps(message, separators=(",", ":"), default=_default).encode()
+    body = json.dumps(message, separators=(",", ":"), default=json_default).encode()
     return len(body).to_bytes(HEADER, "big") + body
 
 

@@ -21,7 +21,7 @@ import socket
 import sys
 from typing import Any, NoReturn
 
-from pipelined.functions.process import worker
+from pipelined.functions.process import exec_worker, worker
 
 PR_SET_PDEATHSIG = 1
 # Standard-library modules handlers commonly import, loaded once here and shared copy-on-write by every
@@ -118,6 +118,8 @@ class Zygote:
         self.control.close()
         die_with_parent(zygote_pid)
         gc.unfreeze()
+        if "argv" in spec:
+            exec_worker.run(spec, channel_fd)
         worker.run(spec, socket.socket(fileno=channel_fd))
 
     def _reap(self) -> None:

@@ -1,0 +1,107 @@
+"""`provided` functions: a `bootstrap` of any kind talking to the Runtime API, and AWS's own clients."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pipelined.errors import HandlerLoadError
+from pipelined.functions.function import Function
+from pipelined.observe.metrics import Metrics
+from tests.functions.runtime_api.conftest import NODE, PROVIDED, sample
+from tests.support import invoke, until
+
+
+async def test_the_tutorials_bash_bootstrap_runs_unchanged(
+    function: Callable[..., Function], caplog: pytest.LogCaptureFixture
+) -> None:
+    # tests/handlers/provided/tutorial is AWS's "Building a custom runtime" tutorial, unchanged.
+    fn = function("function.handler", PROVIDED / "tutorial", runtime="provided.al2023")
+    with caplog.at_level(logging.INFO):
+        first = await invoke(fn, {"text": "Hello"})
+        second = await invoke(fn, {"text": "again"})
+    # Not JSON: the tutorial's response is text, passed through as a string.
+    assert first.value == """Echoing request: '{"text":"Hello"}'"""
+    assert second.value == """Echoing request: '{"text":"again"}'""" and second.init_duration_ms is None
+    # The handler echoes the event to stderr: attributed to its invocation.
+    echoed = [r for r in caplog.records if r.getMessage() == '{"text":"Hello"}']
+    assert [getattr(r, "request_id", None) for r in echoed] == [first.request_id]
+
+
+async def test_bootstrap_that_exits_during_init_is_an_exit_error(
+    function: Callable[..., Function], metrics: Metrics, caplog: pytest.LogCaptureFixture
+) -> None:
+    fn = function("anything", PROVIDED / "init_exit", runtime="provided")
+    with caplog.at_level(logging.INFO):
+        result = await invoke(fn, {})
+    assert result.error is not None and result.error.error_type == "Runtime.ExitError"
+    assert result.error.error_message.endswith("Error: Runtime exited with error: exit status 3")
+    assert any(r.getMessage() == "cannot initialise: missing configuration" for r in caplog.records)
+    await until(lambda: sample(metrics, "pipelined_worker_restarts_total", cause="init_error") == 1)
+    with pytest.raises(HandlerLoadError, match=r"Runtime\.ExitError"):
+        await function("anything", PROVIDED / "init_exit", runtime="provided", name="other").start()
+
+
+async def test_bootstrap_that_never_answers_times_out(function: Callable[..., Function]) -> None:
+    fn = function("anything", PROVIDED / "silent", runtime="provided", timeout=1)
+    result = await invoke(fn, {})
+    assert result.error is not None and result.error.payload()["errorType"] == "Sandbox.Timedout"
+    assert (await invoke(fn, {})).init_duration_ms is not None  # killed, and replaced
+
+
+def ric_layer(tmp_path: Path) -> Path:
+    """A layer whose bootstrap runs awslambdaric, AWS's Python Runtime API client, on _HANDLER."""
+    layer = tmp_path / "ric-layer"
+    layer.mkdir()
+    bootstrap = layer / "bootstrap"
+    bootstrap.write_text(f'#!/bin/sh\nexec {sys.executable} -m awslambdaric "$_HANDLER"\n')
+    bootstrap.chmod(0o755)
+    return layer
+
+
+async def test_awslambdaric_runs_a_python_handler_through_our_runtime_api(
+    function: Callable[..., Function], tmp_path: Path
+) -> None:
+    pytest.importorskip("awslambdaric")
+    layer = ric_layer(tmp_path)
+    fn = function("app.handler", PROVIDED / "ric", runtime="provided.al2", layers=[layer], timeout=5)
+    result = await invoke(fn, {"hello": "ric"})
+    assert result.error is None, result.error
+    value = result.value
+    assert value["echo"] == {"hello": "ric"} and value["request_id"] == result.request_id
+    assert value["function_name"] == "fn" and value["cwd"] == str(PROVIDED / "ric")
+    assert 3000 < value["remaining_ms"] <= 5000  # from Lambda-Runtime-Deadline-Ms
+    failing = function("app.fails", PROVIDED / "ric", runtime="provided.al2", layers=[layer], name="f")
+    error = (await invoke(failing, {})).error
+    assert error is not None
+    assert (error.error_type, error.error_message) == ("ValueError", "ric says no")
+    assert any("app.py" in line for line in error.payload()["stackTrace"])
+
+
+def npm_ric() -> str | None:
+    """The aws-lambda-ric package named by PIPELINED_TEST_AWS_LAMBDA_RIC, if it is there."""
+    package = os.environ.get("PIPELINED_TEST_AWS_LAMBDA_RIC")
+    return package if package and Path(package, "index.mjs").is_file() else None
+
+
+async def test_npm_aws_lambda_ric_runs_the_guides_handler(
+    function: Callable[..., Function], tmp_path: Path
+) -> None:
+    # Opt-in: AWS's Node.js client is an npm package with a native addon, not part of the test extra.
+    # PIPELINED_TEST_AWS_LAMBDA_RIC=/path/to/node_modules/aws-lambda-ric enables this test.
+    package = npm_ric()
+    if package is None:
+        pytest.skip("set PIPELINED_TEST_AWS_LAMBDA_RIC to an installed aws-lambda-ric package")
+    code = tmp_path / "fn"
+    code.mkdir()
+    (code / "index.js").write_text((NODE / "guide" / "index.js").read_text())
+    (code / "bootstrap").write_text(f'#!/bin/sh\nexec node {package}/index.mjs "$_HANDLER"\n')
+    (code / "bootstrap").chmod(0o755)
+    fn = function("index.handler", code, runtime="provided")
+    result = await invoke(fn, {"key": "value"})
+    assert result.error is None and result.value == fn.log_stream_name
