@@ -19,7 +19,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("pipelined.functions",),
     ("pipelined.invoke",),
     ("pipelined.sources",),
-    ("pipelined.dispatch", "pipelined.http"),
+    ("pipelined.dispatch",),
+    ("pipelined.http",),
     ("pipelined.app",),
     ("pipelined.devmode",),
     ("pipelined.cli",),
@@ -51,14 +52,19 @@ def _rank(module: str) -> int:
 
 
 def _imports(module: str, path: Path) -> set[str]:
-    """Every pipelined module `module` imports, at any depth of its code (lazy and TYPE_CHECKING too)."""
+    """Every pipelined module `module` imports, at any depth of its code (lazy and TYPE_CHECKING too).
+
+    `from package import submodule` imports the submodule, not the package's re-exports.
+    """
+    modules = _modules()
     tree = ast.parse(path.read_text(), str(path))
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name.startswith("pipelined"))
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("pipelined"):
-            found.add(node.module)
+            submodules = {f"{node.module}.{a.name}" for a in node.names} & modules.keys()
+            found.update(submodules or {node.module})
     return found
 
 

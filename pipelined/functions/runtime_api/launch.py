@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import pipelined.config.runtimes as names
 from pipelined.config import FunctionConfig
-from pipelined.config import runtimes as names
 from pipelined.functions.process.spec import worker_environment
 
 # The shipped Node.js runtime client (JavaScript, no dependencies) and the directory it lives in.

@@ -20,6 +20,7 @@ from pipelined.core.retry import RetryPolicy
 from pipelined.errors import PipelinedError, SourceError, UsageError
 from pipelined.sources.push import PushSourceBase
 from pipelined.sources.resources import DevResources
+from pipelined.sources.streams.lanes import ReaderSettings
 from pipelined.sources.streams.model import (
     AT_SEQUENCE,
     AT_TIMESTAMP,
@@ -32,7 +33,7 @@ from pipelined.sources.streams.model import (
     is_sequence_number,
     parse_checkpoint,
 )
-from pipelined.sources.streams.shard_reader import BatchToken, ReaderSettings, ShardReader
+from pipelined.sources.streams.shard_reader import BatchToken, ShardReader
 from pipelined.state import Checkpoint, StateStore
 from pipelined.state.interfaces import LOCAL_LEASES, Checkpointer, Leases
 from pipelined.state.markers import STREAM_RESET

@@ -10,10 +10,10 @@ import zlib
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
-from pipelined.core.records import Batch, Outcome, PartialFailureMode, Record
+from pipelined.core.records import Batch, Outcome, Record
 from pipelined.core.retry import backoff
+from pipelined.sources.streams.lanes import Entry, Lane, ReaderHooks, ReaderSettings
 from pipelined.sources.streams.model import (
     LATEST_MARGIN,
     SHARD_END,
@@ -43,74 +43,12 @@ LEASE_RETRY = 10.0
 
 
 @dataclass(frozen=True, slots=True)
-class ReaderSettings:
-    """What every reader of one source shares."""
-
-    source_key: str
-    stream_arn: str
-    batch_size: int
-    batching_window: float
-    # parallelization_factor: batches of one shard in flight at once, one per lane of partition keys.
-    lanes: int
-    partial_failure_mode: PartialFailureMode | None
-    # Records read but not yet checkpointed; reading pauses at this many (or at MAX_BUFFER_BYTES).
-    buffer_limit: int
-
-
-class ReaderHooks(Protocol):
-    """What a reader needs from its engine."""
-
-    def submit(self, batch: Batch) -> None:
-        """Hand a batch to the dispatcher's pollers."""
-
-    def shard_finished(self, shard_id: str) -> None:
-        """The shard was read to its end and SHARD_END is on disk: its children may start."""
-
-    def shard_listed(self, shard_id: str) -> bool:
-        """True while the latest successful discovery still lists the shard."""
-
-    def rediscover(self) -> None:
-        """Ask for a shard discovery now."""
-
-    def report(self, shard_id: str, ok: bool) -> None:
-        """Whether the reader's last API call succeeded (health)."""
-
-
-class _Entry:
-    """A record read from the shard, until it is checkpointed; `serial` counts records in shard order."""
-
-    __slots__ = ("done", "item", "serial")
-
-    def __init__(self, item: StreamRecord, serial: int) -> None:
-        self.item = item
-        self.serial = serial
-        self.done = False
-
-
-class _Lane:
-    """Records of one slice of partition keys: at most one batch of them is in flight."""
-
-    __slots__ = ("busy", "durable_after", "failures", "not_before", "queue", "since")
-
-    def __init__(self) -> None:
-        self.queue: deque[_Entry] = deque()
-        self.busy = False
-        # Monotonic time the batching window of the queued records started.
-        self.since = 0.0
-        # After a batch came back unfinished, nothing is dispatched before this monotonic time.
-        self.not_before = 0.0
-        self.failures = 0
-        # The lane's next batch waits until the checkpoint covers this record (its last one settled).
-        self.durable_after = 0
-
-
-@dataclass(frozen=True, slots=True)
 class BatchToken:
     """Batch.settle_token of stream batches: where the batch came from."""
 
     reader: ShardReader
     lane: int
-    entries: tuple[_Entry, ...]
+    entries: tuple[Entry, ...]
 
 
 class ShardReader:
@@ -134,9 +72,9 @@ class ShardReader:
         self._leases = leases
         self._settings = settings
         self._hooks = hooks
-        self._lanes = [_Lane() for _ in range(max(1, settings.lanes))]
+        self._lanes = [Lane() for _ in range(max(1, settings.lanes))]
         # Every record read and not yet checkpointed, in shard order; the done prefix is checkpointed.
-        self._pending: deque[_Entry] = deque()
+        self._pending: deque[Entry] = deque()
         self._pending_bytes = 0
         self._serial = 0
         # Serial of the last record a checkpoint on disk covers.
@@ -290,7 +228,7 @@ class ShardReader:
         lanes = self._lanes
         for item in items:
             self._serial += 1
-            entry = _Entry(item, self._serial)
+            entry = Entry(item, self._serial)
             self._pending.append(entry)
             self._pending_bytes += item.size
             record = item.record
@@ -309,7 +247,7 @@ class ShardReader:
 
     # --- batching ----------------------------------------------------------------------------------
 
-    def _ready_at(self, lane: _Lane) -> float:
+    def _ready_at(self, lane: Lane) -> float:
         """Monotonic time the lane's next batch may go (inf: nothing to send)."""
         if lane.busy or not lane.queue or lane.durable_after > self._durable:
             # Busy, empty, or its last batch's checkpoint is not on disk yet: a crash now must
@@ -328,8 +266,8 @@ class ShardReader:
             if self._ready_at(lane) <= now:
                 self._hooks.submit(self._take(index, lane))
 
-    def _take(self, index: int, lane: _Lane) -> Batch:
-        taken: list[_Entry] = []
+    def _take(self, index: int, lane: Lane) -> Batch:
+        taken: list[Entry] = []
         size = 0
         while lane.queue and len(taken) < self._settings.batch_size:
             entry = lane.queue[0]
@@ -405,7 +343,7 @@ class ShardReader:
         self._wake.set()
 
     def _advance(self) -> None:
-        last: _Entry | None = None
+        last: Entry | None = None
         pending = self._pending
         while pending and pending[0].done:
             last = pending.popleft()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 from pipelined.errors import HandlerLoadError
 from pipelined.functions.function import Function
 from pipelined.observe.metrics import Metrics
-from tests.functions.runtime_api.conftest import NODE, PROVIDED, sample
+from tests.functions.runtime_api.conftest import PROVIDED, sample
 from tests.support import invoke, until
 
 
@@ -81,27 +80,3 @@ async def test_awslambdaric_runs_a_python_handler_through_our_runtime_api(
     assert error is not None
     assert (error.error_type, error.error_message) == ("ValueError", "ric says no")
     assert any("app.py" in line for line in error.payload()["stackTrace"])
-
-
-def npm_ric() -> str | None:
-    """The aws-lambda-ric package named by PIPELINED_TEST_AWS_LAMBDA_RIC, if it is there."""
-    package = os.environ.get("PIPELINED_TEST_AWS_LAMBDA_RIC")
-    return package if package and Path(package, "index.mjs").is_file() else None
-
-
-async def test_npm_aws_lambda_ric_runs_the_guides_handler(
-    function: Callable[..., Function], tmp_path: Path
-) -> None:
-    # Opt-in: AWS's Node.js client is an npm package with a native addon, not part of the test extra.
-    # PIPELINED_TEST_AWS_LAMBDA_RIC=/path/to/node_modules/aws-lambda-ric enables this test.
-    package = npm_ric()
-    if package is None:
-        pytest.skip("set PIPELINED_TEST_AWS_LAMBDA_RIC to an installed aws-lambda-ric package")
-    code = tmp_path / "fn"
-    code.mkdir()
-    (code / "index.js").write_text((NODE / "guide" / "index.js").read_text())
-    (code / "bootstrap").write_text(f'#!/bin/sh\nexec node {package}/index.mjs "$_HANDLER"\n')
-    (code / "bootstrap").chmod(0o755)
-    fn = function("index.handler", code, runtime="provided")
-    result = await invoke(fn, {"key": "value"})
-    assert result.error is None and result.value == fn.log_stream_name
