@@ -168,10 +168,18 @@ class WorkerPool:
         loop = asyncio.get_running_loop()
         started = time.monotonic()
         ours, theirs = socket.socketpair()
-        message = self.spec.message(provisioned, logging.getLogger().getEffectiveLevel())
+        spec = self.spec.message(provisioned, logging.getLogger().getEffectiveLevel())
+        # The environment goes to this worker only, on its own channel: the zygote never holds a secret.
+        # Written before the fork so the worker finds it at once; what does not fit follows below.
+        setup = protocol.encode({"t": protocol.SETUP, "spec": spec})
+        ours.setblocking(False)
+        try:
+            sent = ours.send(setup)
+        except BlockingIOError:
+            sent = 0
         try:
             with theirs:
-                pid, exit_status = await self._forkserver().spawn(message, theirs)
+                pid, exit_status = await self._forkserver().spawn(theirs)
         except WorkerError as exc:
             ours.close()
             return failures.unavailable(request_id, str(exc))
@@ -179,6 +187,8 @@ class WorkerPool:
         self.workers.add(worker)
         self._count_workers()
         await loop.connect_accepted_socket(lambda: worker, ours)
+        if sent < len(setup):
+            worker.send(setup[sent:])
         timer = loop.call_later(self.spec.init_timeout, worker.settle, TimedOut())
         try:
             answer = await worker.ready
