@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -11,13 +12,16 @@ from pipelined.core.lambda_errors import LambdaError
 from pipelined.core.records import Batch, Outcome, Record
 from pipelined.core.retry import GiveUp, RetryPolicy, decide, is_too_old
 from pipelined.dispatch.destinations import Destination, FailedBatch
-from pipelined.dispatch.responses import split_result
+from pipelined.dispatch.responses import ResponseSplit, split_result
 from pipelined.errors import DestinationError
 from pipelined.invoke.service import Caller, InvokeResult
 from pipelined.observe.metrics import SourceMetrics
 from pipelined.sources.base import FailureContext
 
 log = logging.getLogger("pipelined.dispatcher")
+
+# Records of recently delivered batches remembered to explain a response that names one of them.
+RECENT_RECORDS = 1000
 
 
 class Delivery:
@@ -40,6 +44,11 @@ class Delivery:
         self.metrics = metrics
         self.destination = destination
         self.stopping = stopping
+        # Batches being delivered now and the last few done, so a response naming another one's record
+        # can be explained.
+        self._in_flight: dict[int, Batch] = {}
+        self._recent: collections.deque[Batch] = collections.deque()
+        self._recent_records = 0
 
     async def invoke(self, batch: Batch) -> InvokeResult:
         """One invocation of the function with the batch's event."""
@@ -49,6 +58,20 @@ class Delivery:
 
     async def process(self, batch: Batch, retries: int = 0) -> Outcome:
         """Invoke until every record succeeded, was dead-lettered, or must be left to the source."""
+        self._in_flight[id(batch)] = batch  # by identity: a batch's payloads are not hashable
+        try:
+            return await self._process(batch, retries)
+        finally:
+            del self._in_flight[id(batch)]
+            self._remember(batch)
+
+    def _remember(self, batch: Batch) -> None:
+        self._recent.append(batch)
+        self._recent_records += len(batch.records)
+        while self._recent and self._recent_records > RECENT_RECORDS:
+            self._recent_records -= len(self._recent.popleft().records)
+
+    async def _process(self, batch: Batch, retries: int) -> Outcome:
         policy = self.policy
         m = self.metrics
         succeeded: list[Record] = []
@@ -69,6 +92,8 @@ class Delivery:
             if result.error is None:
                 # The invoke service counted function errors; a rejected or partial response counts here.
                 m.errors.inc()
+                if split.function_error:
+                    self._rejected(pending, split)
             m.count("failed", len(split.failed))
             first_failed_at = first_failed_at or time.time()
             failed_batch = pending.subset(split.failed)
@@ -77,13 +102,13 @@ class Delivery:
             if policy.bisect_on_error and split.function_error and len(split.failed) > 1:
                 # Splitting does not count as a retry (Lambda's rule); each half keeps the retry count.
                 half = len(split.failed) // 2
-                first = await self.process(pending.subset(split.failed[:half]), retries)
+                first = await self._process(pending.subset(split.failed[:half]), retries)
                 # A first half left for redelivery (shutdown, failed destination) holds the second
                 # half back too: a stream must not process records past one it has not finished.
                 second = (
                     Outcome(failed=split.failed[half:])
                     if first.failed
-                    else await self.process(pending.subset(split.failed[half:]), retries)
+                    else await self._process(pending.subset(split.failed[half:]), retries)
                 )
                 return _merge(tuple(succeeded), [first, second])
             decision = decide(policy, retries, _oldest(pending), time.time())
@@ -106,6 +131,29 @@ class Delivery:
                 await asyncio.wait_for(self.stopping.wait(), decision.delay)
             retries += 1
             pending = failed_batch
+
+    def _rejected(self, batch: Batch, split: ResponseSplit) -> None:
+        """Say why a batch the handler mostly reported done fails as a whole (Lambda's rule)."""
+        hint = ""
+        unknown = split.unknown_id
+        first = batch.records[0]
+        if unknown is not None and any(
+            first not in other.records and any(r.id == unknown for r in other.records)
+            for other in (*self._in_flight.values(), *self._recent)
+        ):
+            hint = (
+                "; it is a record of another recent batch: the handler shares state between invocations "
+                "(isolation: inline runs concurrent ones on threads of one process; use isolation: process, "
+                "or keep per-invocation state such as a powertools BatchProcessor inside the handler)"
+            )
+        assert split.error is not None
+        log.warning(
+            "%s: %s: all %d record(s) of the batch failed%s",
+            self.key,
+            split.error.error_message,
+            len(batch.records),
+            hint,
+        )
 
     async def give_up(
         self,

@@ -20,6 +20,8 @@ class ResponseSplit:
     function_error: bool
     # The function's error, or pipelined's for an invalid or partial response; None when all succeeded.
     error: LambdaError | None = None
+    # An invalid response's itemIdentifier that names no record of the batch.
+    unknown_id: str | None = None
 
 
 def invalid_response(reason: str) -> LambdaError:
@@ -51,7 +53,11 @@ def split_result(batch: Batch, result: InvokeResult) -> ResponseSplit:
         identifier = item.get("itemIdentifier") if isinstance(item, Mapping) else None
         if not isinstance(identifier, str) or identifier not in positions:
             return ResponseSplit(
-                (), records, True, invalid_response(f"unknown itemIdentifier {identifier!r}")
+                (),
+                records,
+                True,
+                invalid_response(f"unknown itemIdentifier {identifier!r}"),
+                identifier if isinstance(identifier, str) else None,
             )
         failed_positions.add(positions[identifier])
     error = LambdaError("PartialFailure", f"{len(failed_positions)} item(s) reported failed", None)

@@ -152,6 +152,11 @@ class WorkerProcess(asyncio.Protocol):
         self.transport.write(frame)
         return self.reply
 
+    def send(self, frame: bytes) -> None:
+        """Write one frame that expects no reply (the SETUP frame)."""
+        assert self.transport is not None
+        self.transport.write(frame)
+
     def settle(self, answer: Answer) -> None:
         """Resolve whatever is waiting on this worker (start-up or an invocation) with `answer`."""
         for future in (self.ready, self.reply):

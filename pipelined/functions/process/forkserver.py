@@ -12,9 +12,10 @@ import socket
 import subprocess
 import sys
 import weakref
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pipelined.errors import WorkerError
+from pipelined.functions.process.zygote import not_dumpable
 
 log = logging.getLogger("pipelined.isolation")
 
@@ -66,6 +67,9 @@ class ForkServer:
         return self._sock is None
 
     def _start(self) -> None:
+        # This process holds every function's environment and now runs their code as its own user: a
+        # worker must not read its /proc/<pid>/environ or /proc/<pid>/mem either.
+        not_dumpable()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         env = {"PATH": os.environ.get("PATH", _DEFAULT_PATH), "LANG": "C.UTF-8"}
         # glibc reads this once at start-up; without it every handler thread may reserve a 64 MB malloc
@@ -94,16 +98,17 @@ class ForkServer:
         self._loop.add_reader(ours.fileno(), self._on_readable)
         log.debug("zygote started (pid %d)", self._process.pid)
 
-    async def spawn(
-        self, spec: dict[str, Any], channel: socket.socket
-    ) -> tuple[int, asyncio.Future[int | None]]:
-        """Fork a worker that serves `channel`; returns its pid and a future of its wait status."""
+    async def spawn(self, channel: socket.socket) -> tuple[int, asyncio.Future[int | None]]:
+        """Fork a worker that serves `channel`; returns its pid and a future of its wait status.
+
+        The request names no function: the worker reads its spec from `channel`, never via the zygote.
+        """
         if self._sock is None:
             raise WorkerError("the zygote is not running")
         tag = next(self._tags)
         future: asyncio.Future[int] = self._loop.create_future()
         self._spawns[tag] = future
-        message = json.dumps({"op": "spawn", "tag": tag, "spec": spec}).encode()
+        message = json.dumps({"op": "spawn", "tag": tag}).encode()
         try:
             socket.send_fds(self._sock, [message], [channel.fileno()])
         except OSError as exc:

@@ -164,12 +164,11 @@ class WorkerPool:
             self._fork = ForkServer.acquire()
         return self._fork
 
-    async def _start_worker(self, provisioned: bool, request_id: str) -> WorkerProcess | LambdaError:
-        """Fork a worker and wait for its handler import; returns it, or Lambda's error object."""
+    async def _spawn_worker(self, provisioned: bool, request_id: str) -> WorkerProcess | LambdaError:
+        """Have the zygote fork a worker and hand it its spec on its own channel."""
         loop = asyncio.get_running_loop()
-        started = time.monotonic()
         try:
-            message, launch = self._launch(provisioned)
+            spec, launch = self._launch(provisioned)
         except WorkerError as exc:
             return failures.unavailable(request_id, str(exc))
         try:
@@ -178,9 +177,17 @@ class WorkerPool:
             self._abandon(launch)
             log.error("%s: cannot start a worker: %s", self.spec.name, exc)
             return failures.unavailable(request_id, str(exc))
+        # The environment goes to this worker only, on its own channel: the zygote never holds a secret.
+        # Written before the fork so the worker finds it at once; what does not fit follows below.
+        setup = protocol.encode({"t": protocol.SETUP, "spec": spec})
+        ours.setblocking(False)
+        try:
+            sent = ours.send(setup)
+        except BlockingIOError:
+            sent = 0
         try:
             with theirs:
-                pid, exit_status = await self._forkserver().spawn(message, theirs)
+                pid, exit_status = await self._forkserver().spawn(theirs)
         except (WorkerError, OSError) as exc:
             ours.close()
             self._abandon(launch)
@@ -189,6 +196,18 @@ class WorkerPool:
         self.workers.add(worker)
         self._count_workers()
         await loop.connect_accepted_socket(lambda: worker, ours)
+        if sent < len(setup):
+            worker.send(setup[sent:])
+        return worker
+
+    async def _start_worker(self, provisioned: bool, request_id: str) -> WorkerProcess | LambdaError:
+        """Fork a worker and wait for its handler import; returns it, or Lambda's error object."""
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        forked = await self._spawn_worker(provisioned, request_id)
+        if not isinstance(forked, WorkerProcess):
+            return forked
+        worker = forked
         timer = loop.call_later(self.spec.init_timeout, worker.settle, TimedOut())
         try:
             answer = await worker.ready

@@ -19,7 +19,8 @@ MAX_FRAME = 64 * 1024 * 1024
 # A worker that hit its memory limit exits with this status after reporting it (see worker.py).
 EXIT_OOM = 86
 
-# Message kinds, daemon -> worker.
+# Message kinds, daemon -> worker. SETUP is the first frame on a new worker's channel: its spec.
+SETUP = "setup"
 INVOKE = "invoke"
 # Message kinds, worker -> daemon.
 READY = "ready"

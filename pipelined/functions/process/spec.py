@@ -1,4 +1,4 @@
-"""What a worker is told at fork: its function, limits and exact environment."""
+"""What a worker is told right after its fork, on its own channel: its function, limits and environment."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def worker_environment(lambda_environment: Mapping[str, str], daemon: Mapping[st
 
 @dataclass(frozen=True, slots=True)
 class WorkerSpec:
-    """One function as its workers see it; `message()` is the JSON the zygote hands a new worker."""
+    """One function as its workers see it; `message()` is the spec the daemon sends a new worker."""
 
     name: str
     handler: str
@@ -84,7 +84,7 @@ class WorkerSpec:
         return max(10.0, self.timeout)
 
     def message(self, provisioned: bool, log_level: int) -> dict[str, Any]:
-        """The spawn request's `spec`: everything the worker needs before importing the handler."""
+        """The SETUP frame's `spec`: everything the worker needs before importing the handler."""
         environment = dict(self.environment)
         environment["AWS_LAMBDA_INITIALIZATION_TYPE"] = (
             "provisioned-concurrency" if provisioned else "on-demand"

@@ -1,8 +1,9 @@
 """The worker process: imports one function's handler once, then runs it for invocation after invocation.
 
-`run()` is called in a child freshly forked by the zygote. It confines the process (memory limit,
-environment, working directory), imports the handler (module-level init runs once: a Lambda cold start)
-and answers INVOKE frames until the daemon closes the socket. Timeouts are not enforced here: the daemon
+`run()` is called in a child freshly forked by the zygote. It reads its spec (the SETUP frame) from its
+own channel, confines the process (memory limit, environment, working directory), imports the handler
+(module-level init runs once: a Lambda cold start) and answers INVOKE frames until the daemon closes
+the socket. Timeouts are not enforced here: the daemon
 kills a worker that is still running at the deadline.
 """
 
@@ -24,7 +25,7 @@ from typing import Any, NoReturn
 
 from pipelined.core.context import LambdaContext, client_context
 from pipelined.core.lambda_errors import handler_error
-from pipelined.functions.process import protocol
+from pipelined.functions.process import exec_worker, protocol
 from pipelined.functions.process.protocol import BlockingChannel
 
 _OWN_FRAMES = (str(Path(__file__).parent), str(Path(asyncio.__file__).parent))
@@ -225,11 +226,17 @@ def _serve(spec: dict[str, Any], channel: BlockingChannel) -> int:
     return 0
 
 
-def run(spec: dict[str, Any], sock: socket.socket) -> NoReturn:
-    """Entry point of a forked worker: serve until the daemon hangs up, then exit without cleanup."""
+def run(sock: socket.socket) -> NoReturn:
+    """Entry point of a forked worker: read its spec, serve until the daemon hangs up, exit uncleanly."""
     status = 70
     try:
-        status = _serve(spec, BlockingChannel(sock))
+        channel = BlockingChannel(sock)
+        setup = channel.receive()
+        # None: the daemon gave up on this worker before sending its spec.
+        if setup is not None and "argv" in setup["spec"]:
+            # A Runtime API worker: become its program (node, bootstrap), the channel its stdout/stderr.
+            exec_worker.run(setup["spec"], sock.fileno())
+        status = 0 if setup is None else _serve(setup["spec"], channel)
     except MemoryError:
         status = protocol.EXIT_OOM
     except (BrokenPipeError, ConnectionResetError):

@@ -6,6 +6,11 @@ of its own (a Ctrl-C in the daemon's terminal does not reach the workers), and d
 (PR_SET_PDEATHSIG). Requests and reports are JSON datagrams on a SOCK_SEQPACKET socket; a spawn request
 carries the worker's end of its channel as SCM_RIGHTS. Workers are children of the zygote, so only the
 zygote can learn their exit status: it forwards every one.
+
+The zygote never learns what it forks: a spawn request names no function, and the worker reads its
+spec (environment included) from its own channel after the fork, so no function's secrets are in the
+heap every later worker inherits. The zygote and its workers are not dumpable: another process of the
+same user (another function's worker) cannot read their /proc/<pid>/environ or /proc/<pid>/mem.
 """
 
 from __future__ import annotations
@@ -21,9 +26,10 @@ import socket
 import sys
 from typing import Any, NoReturn
 
-from pipelined.functions.process import exec_worker, worker
+from pipelined.functions.process import worker
 
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
 # Standard-library modules handlers commonly import, loaded once here and shared copy-on-write by every
 # worker. Heavy third-party packages are deliberately not preloaded: their init is the function's own.
 PRELOAD = ("base64", "dataclasses", "datetime", "decimal", "hashlib", "urllib.parse", "uuid", "zlib")
@@ -35,6 +41,12 @@ def die_with_parent(parent_pid: int) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent_pid:
         os._exit(0)
+
+
+def not_dumpable() -> None:
+    """Make /proc/<pid>/environ, /proc/<pid>/mem and ptrace of this process root's only (kept across fork)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
 
 
 class Zygote:
@@ -79,7 +91,7 @@ class Zygote:
             return False
         request = json.loads(data)
         if request["op"] == "spawn" and fds:
-            self._spawn(request, fds[0])
+            self._spawn(request["tag"], fds[0])
         elif request["op"] == "kill" and request["pid"] in self.children:
             # The worker leads its own process group: whatever it started dies with it.
             with contextlib.suppress(OSError):
@@ -88,16 +100,16 @@ class Zygote:
             os.close(fd)
         return True
 
-    def _spawn(self, request: dict[str, Any], channel_fd: int) -> None:
+    def _spawn(self, tag: int, channel_fd: int) -> None:
         try:
             pid = os.fork()
         except OSError as exc:
             os.close(channel_fd)
-            self._send({"op": "spawned", "tag": request["tag"], "error": str(exc)})
+            self._send({"op": "spawned", "tag": tag, "error": str(exc)})
             return
         if pid == 0:
             try:
-                self._become_worker(request["spec"], channel_fd)
+                self._become_worker(channel_fd)
             finally:
                 os._exit(70)
         # Set in both processes so a kill right after this reply cannot race the child's own setpgid.
@@ -105,9 +117,9 @@ class Zygote:
             os.setpgid(pid, pid)
         os.close(channel_fd)
         self.children.add(pid)
-        self._send({"op": "spawned", "tag": request["tag"], "pid": pid})
+        self._send({"op": "spawned", "tag": tag, "pid": pid})
 
-    def _become_worker(self, spec: dict[str, Any], channel_fd: int) -> NoReturn:
+    def _become_worker(self, channel_fd: int) -> NoReturn:
         zygote_pid = os.getppid()
         os.setpgid(0, 0)
         signal.set_wakeup_fd(-1)
@@ -117,10 +129,10 @@ class Zygote:
         os.close(self._wake_w)
         self.control.close()
         die_with_parent(zygote_pid)
+        # Inherited from the zygote already; said again so a worker never depends on how it was started.
+        not_dumpable()
         gc.unfreeze()
-        if "argv" in spec:
-            exec_worker.run(spec, channel_fd)
-        worker.run(spec, socket.socket(fileno=channel_fd))
+        worker.run(socket.socket(fileno=channel_fd))
 
     def _reap(self) -> None:
         while True:
@@ -149,6 +161,7 @@ class Zygote:
 
 def main(control_fd: int, parent_pid: int) -> NoReturn:
     """Entry point, run by the bootstrap in forkserver.py: `main(fd, daemon_pid)`."""
+    not_dumpable()
     die_with_parent(parent_pid)
     control = socket.socket(fileno=control_fd)
     for name in PRELOAD:

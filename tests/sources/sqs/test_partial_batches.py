@@ -1,0 +1,109 @@
+"""Partially failed SQS batches with a stock powertools BatchProcessor handler (issue 11, item 8).
+
+Each success of a batch holding a poison message must be handled once and deleted once; the poison
+message comes back after the retry backoff and reaches the queue's DLQ after two receives.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.sources.sqs.support import queue_depth, sqs_client
+from tests.support import read_records, wait_until, write_config
+
+MESSAGES = 30
+POISON = (4, 17)  # in the first and second batch of ten
+
+
+def poisoned_queue(sqs: Any, name: str) -> tuple[str, str]:
+    """A queue as the issue has it (2 s visibility, redrive after 2 receives) holding the 30 messages."""
+    dlq = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2})
+    url = sqs.create_queue(QueueName=name, Attributes={"VisibilityTimeout": "2", "RedrivePolicy": redrive})[
+        "QueueUrl"
+    ]
+    for start in range(0, MESSAGES, 10):
+        entries = [
+            {"Id": str(n), "MessageBody": f"poison-{n}" if n in POISON else f"ok-{n}"}
+            for n in range(start, start + 10)
+        ]
+        sqs.send_message_batch(QueueUrl=url, Entries=entries)
+    return url, dlq
+
+
+def function(records: Path, queue: str, isolation: str, **environment: str) -> dict[str, Any]:
+    return {
+        "handler": "powertools_handlers.handler",
+        "isolation": isolation,
+        "environment": {"RECORD_FILE": str(records), **environment},
+        "events": [
+            {
+                "type": "sqs",
+                "name": queue,
+                "queue": queue,
+                "batch_size": 10,
+                "report_batch_item_failures": True,
+                "maximum_concurrency": 2,
+                "retry_backoff": {"base": "1s", "max": "1s"},
+            }
+        ],
+    }
+
+
+def test_successes_of_partially_failed_batches_are_deleted_exactly_once(
+    aws: str, tmp_path: Path, daemon: Callable[..., Any]
+) -> None:
+    sqs = sqs_client(aws)
+    # One run per function, side by side. Records take 0-0.11 s, so a batch of ten ends before,
+    # around and after the visibility heartbeat's first extension (at half the 2 s timeout).
+    sleeps = ("0", "0.05", "0.09", "0.1", "0.11")
+    queues = {f"run{n}": poisoned_queue(sqs, f"run{n}") for n in range(len(sleeps))}
+    functions = {
+        name: function(tmp_path / f"{name}.jsonl", name, "process", RECORD_SLEEP=sleep)
+        for name, sleep in zip(queues, sleeps, strict=True)
+    }
+    daemon(write_config(tmp_path, functions, aws={"endpoint_url": aws}))
+
+    def settled() -> bool:
+        return all(queue_depth(sqs, dlq)[0] == len(POISON) for _, dlq in queues.values())
+
+    wait_until(settled, timeout=25, message="every run's poison messages in its DLQ")
+    duplicated = 0
+    for name, (url, _) in queues.items():
+        handled = read_records(tmp_path / f"{name}.jsonl")
+        successes = Counter(r["body"] for r in handled if r["body"].startswith("ok"))
+        poison = sorted(r["receive_count"] for r in handled if r["body"].startswith("poison"))
+        duplicated += sum(n - 1 for n in successes.values())
+        print(f"partial batches: {name}: {len(handled)} handled, {sum(successes.values())} successes")
+        assert successes == Counter(f"ok-{n}" for n in range(MESSAGES) if n not in POISON), name
+        assert poison == ["1", "1", "2", "2"], name
+        assert queue_depth(sqs, url) == (0, 0), name
+    print(f"partial batches: {len(queues)} runs, {duplicated} successes handled twice")
+
+
+def test_a_response_naming_another_batchs_message_is_explained_in_the_log(
+    aws: str, tmp_path: Path, daemon: Callable[..., Any]
+) -> None:
+    # Inline, two invocations run on threads of one process and share the module-level processor: one
+    # reports the other's poison message, and Lambda's rule fails its whole batch. That must not be silent.
+    sqs = sqs_client(aws)
+    poisoned_queue(sqs, "shared")
+    records = tmp_path / "records.jsonl"
+    config = write_config(
+        tmp_path, {"fn": function(records, "shared", "inline", OVERLAP="1")}, aws={"endpoint_url": aws}
+    )
+    proc = daemon(config)
+    line = wait_until(
+        lambda: next((x for x in proc.logs().splitlines() if "unknown itemIdentifier" in x), None),
+        timeout=15,
+        message="the invalid response logged",
+    )
+    print(f"partial batches: {line}")
+    assert "WARNING fn/shared: invalid batchItemFailures response: unknown itemIdentifier" in line
+    assert "all 10 record(s) of the batch failed" in line
+    assert "another recent batch: the handler shares state between invocations" in line
