@@ -49,6 +49,11 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the daemon")
     config_option(run)
+    run.add_argument(
+        "--reset-state",
+        action="store_true",
+        help="delete the state file first: checkpoints, schedule times and dead letters start afresh",
+    )
 
     validate = commands.add_parser("validate", help="check a configuration file")
     validate.add_argument("file")
@@ -372,7 +377,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             from pipelined.app.daemon import run_daemon
 
-            return run_daemon(config)
+            return run_daemon(config, args.reset_state)
         # One-shot commands log to stderr, so stdout carries only the result.
         setup_logging(config.logging.level, config.logging.format, stream=err)
         if args.command == "dev":

@@ -147,16 +147,20 @@ class DaemonProcess:
         api = (settings.get("api") or {}).get("listen", "127.0.0.1:9001")
         self.api_port = int(api.rsplit(":", 1)[1]) if api else None
         self.process: subprocess.Popen[bytes] | None = None
+        # Extra command-line arguments (e.g. --reset-state) and a function run in the child before exec.
+        self.arguments: list[str] = []
+        self.preexec: Callable[[], None] | None = None
 
     def start(self, wait_ready: bool = True) -> DaemonProcess:
         forward_environment(self.config, self.extra_env)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "pipelined", self.command, "-c", str(self.config)],
+            [sys.executable, "-m", "pipelined", self.command, "-c", str(self.config), *self.arguments],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=self.env,
             cwd=ROOT,
+            preexec_fn=self.preexec,
         )
         log.close()
         if wait_ready:

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import signal
+import sqlite3
 
 from pipelined import __version__
 from pipelined.app.api import ApiFrontDoor
@@ -37,12 +38,17 @@ from pipelined.state import StateStore
 
 log = logging.getLogger("pipelined.daemon")
 
+STATE_CHECK_INTERVAL = 1.0
+
 
 class Daemon:
     """pipelined run: every enabled event source of every function, until SIGTERM/SIGINT."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, reset_state: bool = False) -> None:
         self.config = config
+        self.reset_state = reset_state
+        # 1 when checkpoints could not be written before the shutdown timeout.
+        self.exit_code = 0
         self.metrics = Metrics()
         self.notifier = Notifier()
         self.service = InvokeService(self.metrics)
@@ -111,10 +117,10 @@ class Daemon:
             # Always close the state store: its worker thread would otherwise keep the process alive.
             await self._close()
         log.info("stopped")
-        return 0
+        return self.exit_code
 
     async def _startup(self) -> None:
-        self.state = await StateStore.open(self.config.state_dir)
+        self.state = await StateStore.open(self.config.state_dir, reset=self.reset_state)
         self.aws = AwsClients(self.config.aws)
         http = self.config.http
         self.http = HttpServer(http.host, http.port, self.metrics.registry, self._readiness)
@@ -131,18 +137,23 @@ class Daemon:
         assert self.aws is not None
         return self.aws
 
-    def _readiness(self) -> tuple[bool, dict[str, bool]]:
-        return self._started, {runner.key: runner.healthy for runner in self.runners.values()}
+    def _readiness(self) -> tuple[bool, dict[str, bool], bool]:
+        state_ok = self.state is not None and self.state.healthy
+        return self._started, {runner.key: runner.healthy for runner in self.runners.values()}, state_ok
 
     async def _main_loop(self) -> None:
         interval = self.notifier.watchdog_interval
+        # The state file is checked this often: deleted (restored from the open database) or replaced.
+        tick = STATE_CHECK_INTERVAL if interval is None else min(interval, STATE_CHECK_INTERVAL)
         while not self._stop.is_set():
             waiters = [asyncio.create_task(self._stop.wait()), asyncio.create_task(self._reload.wait())]
-            await asyncio.wait(waiters, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waiters, timeout=tick, return_when=asyncio.FIRST_COMPLETED)
             for waiter in waiters:
                 waiter.cancel()
             if interval is not None:
                 self.notifier.watchdog()
+            if self.state is not None:
+                await self.state.check()
             if self._reload.is_set() and not self._stop.is_set():
                 self._reload.clear()
                 await self.reload()
@@ -176,7 +187,23 @@ class Daemon:
         if self.aws is not None:
             await self.aws.close()
         if self.state is not None:
-            await self.state.close()
+            await self._close_state(self.state)
+
+    async def _close_state(self, state: StateStore) -> None:
+        # The last checkpoints get what is left of the shutdown budget: a full or broken disk must not
+        # keep the daemon from stopping (their records are redelivered after the restart).
+        try:
+            await asyncio.wait_for(asyncio.shield(state.checkpoints.flush()), self.config.shutdown_timeout)
+        except (TimeoutError, sqlite3.Error) as exc:
+            log.error(
+                "%d checkpoint(s) could not be written to %s before shutdown (%s); their records are "
+                "delivered again after the restart",
+                state.checkpoints.unwritten,
+                state.path,
+                exc or "shutdown_timeout passed",
+            )
+            self.exit_code = 1
+        await state.close(flush=False)
 
     # --- applying a config ------------------------------------------------------------------------------
 
@@ -263,10 +290,10 @@ async def _start_functions(functions: list[Function]) -> None:
         raise failed[0]
 
 
-def run_daemon(config: Config) -> int:
+def run_daemon(config: Config, reset_state: bool = False) -> int:
     """Run the daemon on a loaded config until it stops; returns the exit code."""
     setup_logging(config.logging.level, config.logging.format)
-    daemon = Daemon(config)
+    daemon = Daemon(config, reset_state)
     with contextlib.suppress(KeyboardInterrupt):
         return asyncio.run(daemon.run())
     return 130

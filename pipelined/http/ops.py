@@ -12,14 +12,14 @@ from pipelined.http.limits import KEEPALIVE_TIMEOUT, GuardedTCPSite
 
 
 class HttpServer:
-    """A small aiohttp server; `readiness` returns (start-up finished, source name -> healthy)."""
+    """A small aiohttp server; `readiness` returns (start-up finished, source -> healthy, state store ok)."""
 
     def __init__(
         self,
         host: str,
         port: int,
         registry: CollectorRegistry,
-        readiness: Callable[[], tuple[bool, Mapping[str, bool]]],
+        readiness: Callable[[], tuple[bool, Mapping[str, bool], bool]],
     ) -> None:
         self._host = host
         self._port = port
@@ -56,8 +56,8 @@ class HttpServer:
         return web.Response(text="ok\n")
 
     async def _readyz(self, _: web.Request) -> web.Response:
-        started, health = self._readiness()
+        started, health, state_ok = self._readiness()
         sources = dict(health)
-        ready = started and all(sources.values())
-        body = json.dumps({"ready": ready, "sources": sources}, sort_keys=True) + "\n"
+        ready = started and state_ok and all(sources.values())
+        body = json.dumps({"ready": ready, "sources": sources, "state": state_ok}, sort_keys=True) + "\n"
         return web.Response(text=body, status=200 if ready else 503, content_type="application/json")

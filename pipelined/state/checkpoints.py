@@ -128,6 +128,11 @@ class CheckpointStore:
                 if not waiter.done():
                     waiter.set_result(None)
 
+    def abandon(self) -> None:
+        """Stop retrying queued checkpoints (the store is closing without them)."""
+        if self._flusher is not None and not self._flusher.done():
+            self._flusher.cancel()
+
     @property
     def unwritten(self) -> int:
         """Checkpoints queued and not yet on disk."""

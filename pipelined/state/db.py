@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 import aiosqlite
@@ -75,9 +76,38 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
+# Written beside a new state file: a state directory that has one but no state file lost its state.
+CREATED_MARKER = "state.created"
+
+
+def reset_state(state_dir: Path) -> None:
+    """Forget every checkpoint, schedule time and dead letter: delete the state file (--reset-state)."""
+    for name in (STATE_FILE, f"{STATE_FILE}-wal", f"{STATE_FILE}-shm", CREATED_MARKER):
+        (Path(state_dir) / name).unlink(missing_ok=True)
+
+
+def _refuse_lost_state(path: Path, marker: Path) -> None:
+    """Never begin afresh (every stream at its starting_position) over state that was lost by accident."""
+    if path.exists() and path.stat().st_size == 0:
+        raise StateError(
+            f"state file {path} is empty (0 bytes): the checkpoints it held are gone. Restore it from a "
+            "backup, or start afresh with `pipelined run --reset-state` (stream sources then begin at "
+            "their starting_position)"
+        )
+    if not path.exists() and marker.exists():
+        raise StateError(
+            f"state file {path} is missing, but {path.parent} held one "
+            f"(created {marker.read_text().strip()}). "
+            "Restore it from a backup, or start afresh with `pipelined run --reset-state` (stream sources "
+            "then begin at their starting_position)"
+        )
+
+
 async def open_database(state_dir: Path) -> tuple[aiosqlite.Connection, Path]:
     """Open (creating if needed) `state_dir/state.db` and bring its schema up to date."""
     path = Path(state_dir) / STATE_FILE
+    marker = Path(state_dir) / CREATED_MARKER
+    _refuse_lost_state(path, marker)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         db = await aiosqlite.connect(path, isolation_level=None)
@@ -92,6 +122,11 @@ async def open_database(state_dir: Path) -> tuple[aiosqlite.Connection, Path]:
     except StateError:
         await db.close()
         raise
+    if not marker.exists():
+        try:
+            marker.write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) + "\n")
+        except OSError as exc:
+            raise StateError(f"cannot write {marker}: {exc.strerror or exc}") from exc
     return db, path
 
 

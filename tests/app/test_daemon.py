@@ -79,7 +79,11 @@ def test_metrics_and_health_endpoints(tmp_path: Path, daemon) -> None:
     proc = daemon(schedule_config(tmp_path), env={"RECORD_FILE": records})
     assert proc.get("/healthz") == (200, "ok\n")
     status, body = proc.get("/readyz")
-    assert status == 200 and json.loads(body) == {"ready": True, "sources": {"ticker/tick": True}}
+    assert status == 200 and json.loads(body) == {
+        "ready": True,
+        "sources": {"ticker/tick": True},
+        "state": True,
+    }
     labels = {"function": "ticker", "source": "tick"}
     wait_until(lambda: proc.metric("pipelined_invocations_total", **labels) >= 2, timeout=10)
     assert proc.metric("pipelined_events_total", outcome="succeeded", **labels) >= 2

@@ -44,6 +44,8 @@ StreamConfig = KinesisSource | DynamoDBStreamSource
 
 # Seconds between shard discoveries; a shard that finishes triggers one at once (its children).
 DISCOVERY_INTERVAL = 10.0
+# How long closing waits for the last checkpoints (a reload; at shutdown the daemon waits for the rest).
+CLOSE_FLUSH_TIMEOUT = 2.0
 
 
 class StreamSource(PushSourceBase):
@@ -171,7 +173,11 @@ class StreamSource(PushSourceBase):
         self._stop_producing()
         tasks = [t for t in (*self._tasks.values(), self._discovery) if t is not None]
         await asyncio.gather(*tasks, return_exceptions=True)
-        await self.checkpointer.flush()
+        try:
+            # Bounded: on a full or broken disk the daemon's own final flush reports what was not written.
+            await asyncio.wait_for(asyncio.shield(self.checkpointer.flush()), CLOSE_FLUSH_TIMEOUT)
+        except TimeoutError:
+            log.warning("%s: the last checkpoints are not written yet; the daemon keeps trying", self.key)
 
     # --- shards and lineage --------------------------------------------------------------------------
 
