@@ -15,35 +15,68 @@ from pipelined.core.identity import parse_arn
 MAX_POOL_CONNECTIONS = 1000
 
 
+# Seconds a call other than a long poll may take to answer before it fails (and is retried): an
+# endpoint that accepts connections and never answers must show in readiness within seconds.
+CALL_TIMEOUT = 5.0
+CONNECT_TIMEOUT = 3.0
+# Long polls wait up to 20 s for messages by design; their read timeout leaves room for that.
+LONG_POLL_TIMEOUT = 30.0
+# A probe of a long-polling source's endpoint: one attempt, a short timeout.
+PROBE_TIMEOUT = 2.0
+
+
 class AwsClients:
-    """Opens one client per service on first use and closes them all together."""
+    """Opens one client per service (and kind of call) on first use and closes them all together."""
 
     def __init__(self, config: AwsConfig, max_attempts: int | None = None) -> None:
         self._config = config
         self._session = get_session()
         self._stack = contextlib.AsyncExitStack()
-        self._clients: dict[str, Any] = {}
+        self._clients: dict[tuple[str, str], Any] = {}
         retries: dict[str, Any] = {"mode": "standard"}
         if max_attempts is not None:
             retries["max_attempts"] = max_attempts
         # Every SQS poller holds a connection for up to 20 s (long poll) and all sources share one
         # client per service: botocore's default pool of 10 would make heartbeats and deletes wait
         # behind idle long polls. Connections are still opened only when needed.
-        self._botocore_config = AioConfig(
-            retries=retries, connect_timeout=5, read_timeout=30, max_pool_connections=MAX_POOL_CONNECTIONS
-        )
+        pool = MAX_POOL_CONNECTIONS
+        self._configs = {
+            "call": AioConfig(
+                retries=retries,
+                connect_timeout=CONNECT_TIMEOUT,
+                read_timeout=CALL_TIMEOUT,
+                max_pool_connections=pool,
+            ),
+            "long_poll": AioConfig(
+                retries=retries,
+                connect_timeout=CONNECT_TIMEOUT,
+                read_timeout=LONG_POLL_TIMEOUT,
+                max_pool_connections=pool,
+            ),
+            "probe": AioConfig(
+                retries={"mode": "standard", "max_attempts": 1},
+                connect_timeout=PROBE_TIMEOUT,
+                read_timeout=PROBE_TIMEOUT,
+                max_pool_connections=4,
+            ),
+        }
 
-    async def client(self, service: str) -> Any:
-        """The shared client for `service` (sqs, sns, s3, dynamodbstreams, kinesis, ...)."""
-        if service not in self._clients:
+    async def client(self, service: str, kind: str = "call") -> Any:
+        """The shared client for `service` (sqs, sns, s3, dynamodbstreams, kinesis, ...).
+
+        `kind` "long_poll" is for calls that wait by design (SQS ReceiveMessage), "probe" for a quick
+        check that the endpoint answers at all; everything else uses "call" and its short timeout.
+        """
+        key = (service, kind)
+        if key not in self._clients:
             creator = self._session.create_client(
                 service,
                 region_name=self._config.region,
                 endpoint_url=self._config.endpoint_url or None,
-                config=self._botocore_config,
+                config=self._configs[kind],
             )
-            self._clients[service] = await self._stack.enter_async_context(creator)
-        return self._clients[service]
+            self._clients[key] = await self._stack.enter_async_context(creator)
+        return self._clients[key]
 
     async def close(self) -> None:
         """Close every client opened so far."""

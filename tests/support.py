@@ -160,7 +160,7 @@ class DaemonProcess:
             stderr=subprocess.STDOUT,
             env=self.env,
             cwd=ROOT,
-            preexec_fn=self.preexec,
+            preexec_fn=self.preexec,  # noqa: PLW1509 - only setrlimit, which is async-signal-safe
         )
         log.close()
         if wait_ready:

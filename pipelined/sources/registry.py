@@ -56,7 +56,7 @@ def _schedule(cfg: EventSourceConfig, ctx: SourceContext) -> Source:
 
 
 def _sqs(cfg: EventSourceConfig, ctx: SourceContext) -> Source:
-    from pipelined.sources.sqs.source import sqs_source
+    from pipelined.sources.sqs.factory import sqs_source
 
     assert isinstance(cfg, SqsSource)
     return sqs_source(cfg, ctx)
@@ -98,7 +98,7 @@ def _http_route(cfg: EventSourceConfig, ctx: SourceContext) -> Source:
 
 
 def _dev_sqs(cfg: EventSourceConfig, fn: FunctionConfig, found: DevResources) -> None:
-    from pipelined.sources.sqs.source import dev_resources
+    from pipelined.sources.sqs.factory import dev_resources
 
     dev_resources(cfg, fn, found)
 

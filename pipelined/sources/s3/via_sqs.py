@@ -18,13 +18,9 @@ from pipelined.errors import SourceError
 from pipelined.observe.metrics import SourceMetrics
 from pipelined.sources.resources import DevResources, queue_name
 from pipelined.sources.s3.records import decode_notification, matches_s3_filter, record_bucket, s3_record_id
+from pipelined.sources.sqs.factory import VISIBILITY_FACTOR, concurrency_ceiling
 from pipelined.sources.sqs.records import Decoder, Message, QueueInfo, sent_at
-from pipelined.sources.sqs.source import (
-    VISIBILITY_FACTOR,
-    QueueSettings,
-    SqsQueueSource,
-    concurrency_ceiling,
-)
+from pipelined.sources.sqs.source import QueueSettings, SqsQueueSource
 
 if TYPE_CHECKING:
     from pipelined.sources.base import SourceContext

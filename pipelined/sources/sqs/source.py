@@ -18,13 +18,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pipelined.aws import AwsClients, aws_error, describe, resolve_queue_url
-from pipelined.config import EventSourceConfig, FunctionConfig, SqsSource
 from pipelined.core.identity import parse_arn
 from pipelined.core.records import Batch, Outcome, PartialFailureMode, Record
 from pipelined.errors import SourceError
 from pipelined.observe.metrics import SourceMetrics
-from pipelined.sources.resources import DevResources, queue_name
-from pipelined.sources.sqs.records import Decoder, Message, QueueInfo, sqs_decoder
+from pipelined.sources.sqs.records import Decoder, Message, QueueInfo
 from pipelined.sources.sqs.scaling import PollerGate
 from pipelined.sources.sqs.settle import (
     MAX_PER_CALL,
@@ -35,11 +33,13 @@ from pipelined.sources.sqs.settle import (
 )
 
 if TYPE_CHECKING:
-    from pipelined.sources.base import SourceContext
+    pass
 
 log = logging.getLogger("pipelined.sources.sqs")
 
 RECEIVE_WAIT = 20  # seconds: SQS's longest long poll
+# While a long poll waits longer than this, a quick call checks that the endpoint still answers.
+PROBE_AFTER = 2.0
 # Lambda's invocation payload limit: a batch stops growing before it could pass it.
 PAYLOAD_LIMIT = 6 * 1024 * 1024
 MISSING_QUEUE = ("QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue")
@@ -100,6 +100,7 @@ class SqsQueueSource:
         self._info: QueueInfo | None = None
         self._resolving = asyncio.Lock()
         self._healthy = True
+        self._probed_at = 0.0
         self._flights: set[_InFlight] = set()
         self._background: set[asyncio.Task[Any]] = set()
 
@@ -230,7 +231,7 @@ class SqsQueueSource:
         return Batch(tuple(records), partial_failure_mode=self._mode, settle_token=flight)
 
     async def _receive(self, queue: QueueInfo, count: int, wait: int) -> list[dict[str, Any]]:
-        sqs = await self._clients.client("sqs")
+        sqs = await self._clients.client("sqs", "long_poll")
         params: dict[str, Any] = {
             "QueueUrl": queue.url,
             "MaxNumberOfMessages": count,
@@ -240,13 +241,47 @@ class SqsQueueSource:
         }
         if self.settings.visibility_timeout is not None:
             params["VisibilityTimeout"] = queue.visibility_timeout
+        call = asyncio.ensure_future(sqs.receive_message(**params))
         try:
-            response = await sqs.receive_message(**params)
+            response = await self._while_probing(call, queue)
         except Exception as exc:
             raise self._failure("receiving", exc) from exc
         self._healthy = True
         messages: list[dict[str, Any]] = response.get("Messages", [])
         return messages
+
+    async def _while_probing(self, call: asyncio.Future[Any], queue: QueueInfo) -> Any:
+        """Await a long poll; while it waits, check every PROBE_AFTER seconds that the endpoint answers.
+
+        A long poll that waits is normal; one whose endpoint hangs looks the same. A quick call beside it
+        tells them apart, so readiness goes down within seconds, not after the 20 s poll and its retries.
+        """
+        try:
+            while True:
+                done, _ = await asyncio.wait({call}, timeout=PROBE_AFTER)
+                if done:
+                    return call.result()
+                if time.monotonic() - self._probed_at >= PROBE_AFTER:
+                    self._probed_at = time.monotonic()
+                    await self._probe(queue)
+        finally:
+            if not call.done():
+                call.cancel()
+
+    async def _probe(self, queue: QueueInfo) -> None:
+        try:
+            probe = await self._clients.client("sqs", "probe")
+            await probe.get_queue_attributes(QueueUrl=queue.url, AttributeNames=["QueueArn"])
+        except Exception as exc:
+            if self._healthy:
+                log.warning(
+                    "%s: queue %s: the endpoint does not answer (%s)", self.name, queue.url, describe(exc)
+                )
+                if self._metrics is not None:
+                    self._metrics.source_errors.inc()
+            self._healthy = False
+            return
+        self._healthy = True
 
     def _board(self, flight: _InFlight, raw: Mapping[str, Any], queue: QueueInfo, out: list[Record]) -> None:
         message = Message.received(raw)
@@ -352,37 +387,3 @@ class SqsQueueSource:
         self._flights.clear()
         if self._background:
             await asyncio.wait(list(self._background), timeout=5)
-
-
-def concurrency_ceiling(maximum_concurrency: int, ctx: SourceContext) -> int:
-    """`maximum_concurrency`, but never more than the function's `reserved_concurrency`."""
-    reserved = ctx.reserved_concurrency
-    return maximum_concurrency if reserved is None else min(maximum_concurrency, reserved)
-
-
-def sqs_source(config: SqsSource, ctx: SourceContext) -> SqsQueueSource:
-    """The source for one `type: sqs` event source."""
-    assert config.name is not None
-    settings = QueueSettings(
-        queue=config.queue,
-        batch_size=config.batch_size,
-        batching_window=config.maximum_batching_window,
-        report_batch_item_failures=config.report_batch_item_failures,
-        concurrency=concurrency_ceiling(config.maximum_concurrency, ctx),
-        visibility_timeout=config.visibility_timeout,
-        backoff_base=config.retry_backoff.base,
-        backoff_max=config.retry_backoff.max,
-    )
-    decoder = sqs_decoder(filtering=bool(config.filter_patterns))
-    return SqsQueueSource(config.name, settings, ctx.aws, decoder, ctx.metrics)
-
-
-# Lambda's advice for a queue's visibility timeout: six times the function timeout.
-VISIBILITY_FACTOR = 6
-
-
-def dev_resources(config: EventSourceConfig, function: FunctionConfig, found: DevResources) -> None:
-    """Dev mode creates the queue, with Lambda's recommended visibility timeout."""
-    assert isinstance(config, SqsSource)
-    wait = config.maximum_batching_window
-    found.queues[queue_name(config.queue)] = int(VISIBILITY_FACTOR * function.timeout + wait)

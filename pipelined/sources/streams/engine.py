@@ -91,8 +91,9 @@ class StreamSource(PushSourceBase):
 
     @property
     def healthy(self) -> bool:
-        """False while the last call of discovery or of any shard reader failed."""
-        return not self._failing
+        """False while the last call of discovery or of a shard reader failed, or one is unanswered."""
+        now = time.monotonic()
+        return not self._failing and not any(r.stalled(now) for r in self._readers.values())
 
     # --- lifecycle -----------------------------------------------------------------------------------
 

@@ -40,6 +40,8 @@ MAX_BUFFER_BYTES = 64_000_000
 MAX_BACKOFF = 30.0
 # Seconds between asking for the lease of a shard that another daemon reads.
 LEASE_RETRY = 10.0
+# A call unanswered for this long (an endpoint that accepts and never answers) makes the source unready.
+STALL_AFTER = 4.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +89,7 @@ class ShardReader:
         self._wake = asyncio.Event()
         self._next_fetch = 0.0
         self._errors = 0
+        self._call_started: float | None = None
         # The last checkpoint handed to the state store (for logs and tests).
         self.checkpoint: str | None = None
 
@@ -141,7 +144,18 @@ class ShardReader:
             return Position("TRIM_HORIZON")
         return self._start
 
+    def stalled(self, now: float) -> bool:
+        """True while a call to the stream has been waiting for an answer longer than STALL_AFTER."""
+        return self._call_started is not None and now - self._call_started > STALL_AFTER
+
     async def _fetch(self, iterator: str | None) -> str | None:
+        self._call_started = time.monotonic()
+        try:
+            return await self._fetch_page(iterator)
+        finally:
+            self._call_started = None
+
+    async def _fetch_page(self, iterator: str | None) -> str | None:
         key = self._settings.source_key
         try:
             if iterator is None:
