@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: example test venv lint bench
+.PHONY: example test venv lint bench faults-long
 
 $(BIN)/pipelined: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,3 +29,9 @@ bench: $(BIN)/pipelined
 	$(BIN)/python bench/sqs.py
 	$(BIN)/python bench/streams.py
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/http.py
+	$(BIN)/python bench/runtimes.py
+
+# The fault suite with ten times the kills and records (release checks; it is in `make test` at 1x).
+faults-long: $(BIN)/pipelined
+	PIPELINED_FAULTS_SCALE=10 $(BIN)/python -m pytest -q -s tests/faults

@@ -151,3 +151,42 @@ async def test_checkpoints_list_shows_markers_among_checkpoints_as_rows(tmp_path
         ["fn/m", "mqtt-subscription", "client-1", "sensors/#"],
     ]
     assert result.stdout.splitlines()[-1] == "3 checkpoint(s)"
+
+
+def test_invoke_refuses_a_payload_over_lambdas_6_mb_limit(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"fn": {"handler": "handlers.record"}})
+    payload = tmp_path / "big.json"
+    payload.write_text(json.dumps({"data": "x" * (6 * 1024 * 1024)}))
+    result = run_cli("invoke", "fn", "-c", str(config), "--payload-file", str(payload))
+    assert result.returncode == 2 and result.stdout == ""
+    assert "Lambda accepts at most 6,291,456 bytes (6 MB) for a synchronous invocation" in result.stderr
+
+
+def test_a_corrupt_state_file_is_one_line_naming_it_not_a_traceback(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"fn": {"handler": "handlers.record"}})
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "state.db").write_bytes(b"not a database, " * 256)
+    for command in (["checkpoints", "list"], ["dlq", "list"]):
+        result = run_cli(*command, "-c", str(config))
+        assert result.returncode == 2
+        assert (
+            result.stderr.startswith("pipelined: ") and str(tmp_path / "state" / "state.db") in result.stderr
+        )
+        assert "Traceback" not in result.stderr
+
+
+def test_an_inline_handler_that_exits_at_import_fails_its_load_with_a_message(tmp_path: Path) -> None:
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "exits.py").write_text("import sys\nsys.exit(3)\n")
+    (code / "hard_exit.py").write_text("import os\nos._exit(4)\n")
+    (code / "interrupted.py").write_text("raise KeyboardInterrupt\n")
+    for module, shown in (
+        ("exits", "SystemExit: 3"),
+        ("hard_exit", "os._exit(4) called while importing the handler module"),
+        ("interrupted", "KeyboardInterrupt"),
+    ):
+        config = write_config(tmp_path, {"fn": {"handler": f"{module}.handler", "code": str(code)}})
+        result = run_cli("invoke", "fn", "-c", str(config))
+        assert result.returncode == 2, result.stderr
+        assert f"function fn: cannot import '{module}'" in result.stderr and shown in result.stderr

@@ -73,3 +73,21 @@ def test_odd_yaml(project: Path) -> None:
         "source_path: unknown key (set from the file's location)",
         "functions.f: recursive YAML alias",
     ]
+
+
+def test_an_unterminated_variable_reference_is_an_error_not_text(project: Path) -> None:
+    path = write(
+        project,
+        """
+        functions:
+          f:
+            handler: app.handler
+            code: ./fn
+            environment:
+              BROKEN: "${FOO"
+              ESCAPED: "$${STILL_LITERAL"
+        """,
+    )
+    assert problems_of(path) == [
+        f"{path}:6: functions.f.environment.BROKEN: unterminated variable reference '${{FOO' (missing '}}')"
+    ]

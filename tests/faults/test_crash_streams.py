@@ -5,6 +5,7 @@ on disk. Prints lost, duplicated and the bound."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -16,10 +17,12 @@ import pytest_asyncio
 from tests.sources.streams.support import clients
 from tests.support import DaemonProcess, read_records, wait_until, write_config
 
+# `make faults-long` multiplies the counts (PIPELINED_FAULTS_SCALE) for release checks.
+SCALE = int(os.environ.get("PIPELINED_FAULTS_SCALE", "1"))
 SHARDS = 2
-RECORDS = 400
+RECORDS = 400 * SCALE
 BATCH = 10
-KILLS = 4
+KILLS = 4 * SCALE
 
 
 @pytest_asyncio.fixture(loop_scope="function")

@@ -6,8 +6,12 @@ import asyncio
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
+
+import pytest
 
 from pipelined.functions.function import Function
+from pipelined.functions.process import forkserver
 from pipelined.observe.metrics import Metrics
 from tests.functions.process.conftest import sample
 from tests.support import invoke, until
@@ -129,3 +133,18 @@ async def test_cancelled_invocation_kills_its_worker(isolated: Callable[..., Fun
     task.cancel()
     await until(lambda: not alive(pid), timeout=5, message="the worker killed")
     assert (await invoke(fn, {})).ok
+
+
+async def test_a_fork_server_that_cannot_start_is_an_invocation_error_not_a_traceback(
+    isolated: Callable[..., Function], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # As when the service user may not execute the interpreter.
+    unusable = tmp_path / "python3"
+    unusable.write_text("")
+    unusable.chmod(0o644)
+    monkeypatch.setattr(forkserver.sys, "executable", str(unusable))
+    fn = isolated("info")
+    result = await invoke(fn, {})
+    assert result.error is not None and result.error.error_type == "Runtime.Unavailable"
+    assert "could not start a worker" in result.error.error_message
+    assert "Permission denied" in result.error.error_message
