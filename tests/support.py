@@ -61,9 +61,12 @@ async def until(
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
+    """The JSON lines a handler wrote; a last line still being written (no newline yet) is left out."""
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    text = path.read_text()
+    complete = text if text.endswith("\n") else text[: text.rfind("\n") + 1]
+    return [json.loads(line) for line in complete.splitlines() if line.strip()]
 
 
 # PIPELINED_TEST_ISOLATION=process runs every test that writes a config with process isolation.
