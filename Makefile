@@ -29,7 +29,7 @@ bench: $(BIN)/pipelined
 	$(BIN)/python bench/sqs.py
 	$(BIN)/python bench/streams.py
 	$(BIN)/python bench/api.py
-	$(BIN)/python bench/http.py
+	$(BIN)/python bench/gateway.py
 	$(BIN)/python bench/runtimes.py
 
 # The fault suite with ten times the kills and records (release checks; it is in `make test` at 1x).

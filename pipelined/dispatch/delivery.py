@@ -58,6 +58,9 @@ class Delivery:
 
     async def process(self, batch: Batch, retries: int = 0) -> Outcome:
         """Invoke until every record succeeded, was dead-lettered, or must be left to the source."""
+        if batch.partial_failure_mode is None:
+            # Without batchItemFailures no response can name another batch's record: skip the bookkeeping.
+            return await self._process(batch, retries)
         self._in_flight[id(batch)] = batch  # by identity: a batch's payloads are not hashable
         try:
             return await self._process(batch, retries)

@@ -41,7 +41,8 @@ class CheckpointStore:
         self._path = path
         self._pending: dict[tuple[str, str, str], Checkpoint] = {}
         # Resolved when the commit holding their checkpoints is on disk.
-        self._waiters: list[asyncio.Future[None]] = []
+        # Resolved by the commit that writes what is queued now: one future per commit, not per call.
+        self._commit: asyncio.Future[None] | None = None
         self._hurry = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
         # False from a failed commit until the next one succeeds (readiness: the store is writable).
@@ -73,13 +74,14 @@ class CheckpointStore:
         loop = asyncio.get_running_loop()
         for c in checkpoints:
             self._pending[(c.source, c.stream, c.shard)] = c
-        waiter: asyncio.Future[None] = loop.create_future()
-        self._waiters.append(waiter)
+        if self._commit is None:
+            self._commit = loop.create_future()
+        commit = self._commit
         if hurry:
             self._hurry.set()
         if self._flusher is None or self._flusher.done():
             self._flusher = loop.create_task(self._flush_pending())
-        return waiter
+        return commit
 
     async def _flush_pending(self) -> None:
         # Linger briefly so that the batches finishing meanwhile share one commit.
@@ -90,7 +92,7 @@ class CheckpointStore:
             self._hurry.clear()
         while self._pending:
             batch = list(self._pending.values())
-            waiters, self._waiters = self._waiters, []
+            commit, self._commit = self._commit, None
             self._pending.clear()
             try:
                 await self.save(batch)
@@ -106,15 +108,13 @@ class CheckpointStore:
                 self.writable = False
                 for c in batch:
                     self._pending.setdefault((c.source, c.stream, c.shard), c)
-                self._waiters[:0] = waiters
+                self._requeue(commit)
                 await asyncio.sleep(1)
                 continue
             if not self.writable:
                 log.info("checkpoints are written to %s again", self._path)
             self.writable = True
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_result(None)
+            _resolve(commit)
 
     async def flush(self) -> None:
         """Wait until every queued checkpoint is on disk."""
@@ -123,10 +123,17 @@ class CheckpointStore:
         if self._pending:
             await self.save(list(self._pending.values()))
             self._pending.clear()
-            waiters, self._waiters = self._waiters, []
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_result(None)
+            commit, self._commit = self._commit, None
+            _resolve(commit)
+
+    def _requeue(self, commit: asyncio.Future[None] | None) -> None:
+        """A failed commit's waiters wait for the next one."""
+        if commit is None:
+            return
+        if self._commit is None:
+            self._commit = commit
+        else:
+            self._commit.add_done_callback(lambda _: _resolve(commit))
 
     def abandon(self) -> None:
         """Stop retrying queued checkpoints (the store is closing without them)."""
@@ -153,3 +160,8 @@ class CheckpointStore:
         """Forget every checkpoint of a source; returns how many there were."""
         cursor = await self._db.execute("DELETE FROM checkpoints WHERE source = ?", (source,))
         return cursor.rowcount
+
+
+def _resolve(commit: asyncio.Future[None] | None) -> None:
+    if commit is not None and not commit.done():
+        commit.set_result(None)

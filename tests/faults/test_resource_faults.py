@@ -13,6 +13,7 @@ import socket
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from tests.sources.sqs.support import sqs_client
 from tests.support import DaemonProcess, read_records, until, wait_until, write_config
@@ -40,6 +41,13 @@ async def test_a_daemon_out_of_file_descriptors_keeps_polling_and_recovers(tmp_p
     limit = 160
     process.preexec = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
     await asyncio.to_thread(process.start)
+    try:
+        await _exhaust_and_recover(process, sqs, url, records, limit)
+    finally:
+        await asyncio.to_thread(process.stop)
+
+
+async def _exhaust_and_recover(process: DaemonProcess, sqs: Any, url: str, records: Path, limit: int) -> None:
     await until(lambda: process.metric("pipelined_workers", function="fn") == 0, timeout=10)
     idle: list[socket.socket] = []
     for _ in range(limit + 40):  # more than the daemon can hold: it runs out of descriptors
@@ -62,7 +70,6 @@ async def test_a_daemon_out_of_file_descriptors_keeps_polling_and_recovers(tmp_p
     print(
         f"\nfd exhaustion ({limit}): {len(idle)} idle connections, {during} handled meanwhile, then 20 of 20"
     )
-    await asyncio.to_thread(process.stop)
 
 
 def test_kill_9_loop_on_an_sqs_pipeline_loses_nothing(tmp_path: Path, aws: str, daemon: Daemon) -> None:

@@ -92,7 +92,7 @@ def fill(directory: Path) -> Path:
 
 
 async def test_a_full_state_disk_makes_the_daemon_unready_pauses_the_stream_and_bounds_shutdown(
-    tmp_path: Path, kinesis: Any, daemon: Daemon
+    tmp_path: Path, kinesis: Any, daemon: Daemon, cleanup: list[DaemonProcess]
 ) -> None:
     records_file = tmp_path / "records.jsonl"
     disk = tmp_path / "disk"
@@ -101,6 +101,7 @@ async def test_a_full_state_disk_makes_the_daemon_unready_pauses_the_stream_and_
         first = await put(kinesis, 0, 10)
         process = DaemonProcess(config, {k: str(v) for k, v in env(tmp_path).items()})
         process.preexec = limit
+        cleanup.append(process)
         process.start()
         wait_until(lambda: set(delivered(records_file)) >= set(first), timeout=20)
         # With the file-size limit instead of a tmpfs, the growing WAL meets the limit by itself.
@@ -153,7 +154,9 @@ async def test_a_state_file_deleted_while_running_is_restored_and_nothing_starts
     assert lost == 0
 
 
-def test_an_empty_or_missing_state_file_is_refused_until_reset_state(tmp_path: Path) -> None:
+def test_an_empty_or_missing_state_file_is_refused_until_reset_state(
+    tmp_path: Path, cleanup: list[DaemonProcess]
+) -> None:
     state = tmp_path / "state"
     config = write_config(tmp_path, {"fn": {"handler": "handlers.record"}}, state_dir=str(state))
     assert run_cli("dlq", "list", "-c", str(config)).returncode == 0  # creates the store
@@ -167,6 +170,7 @@ def test_an_empty_or_missing_state_file_is_refused_until_reset_state(tmp_path: P
     assert missing.returncode == 2 and "is missing, but" in missing.stderr
     process = DaemonProcess(config)
     process.arguments = ["--reset-state"]
+    cleanup.append(process)
     process.start()
     process.stop()
     assert process.wait() == 0 and (state / "state.db").stat().st_size > 0
@@ -176,3 +180,12 @@ def test_an_empty_or_missing_state_file_is_refused_until_reset_state(tmp_path: P
 @pytest.fixture(autouse=True)
 def _records(tmp_path: Path) -> None:
     (tmp_path / "records.jsonl").touch()
+
+
+@pytest.fixture
+def cleanup() -> Iterator[list[DaemonProcess]]:
+    """Daemons a test starts by hand; stopped at teardown even when the test fails."""
+    started: list[DaemonProcess] = []
+    yield started
+    for process in started:
+        process.stop()

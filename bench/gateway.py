@@ -4,27 +4,23 @@ Both servers are subprocesses on loopback and face the same client at the same c
 is installed (Debian's package), else an aiohttp client with a fixed number of workers. pipelined does the
 whole path: route match, payload 1.0 event, invoke service (slot, START/END/REPORT at the chosen log
 level, metrics), response mapping. The bare app hands the same event-less call to a thread and writes
-the handler's body. Run: .venv/bin/python bench/http.py [--seconds 10] [--concurrency 16]
+the handler's body. Run: .venv/bin/python bench/gateway.py [--seconds 10] [--concurrency 16]
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import socket
+import subprocess
 import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-
-# This file shares its name with the standard library's http package: keep its directory off the path.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import os  # noqa: E402
-import re  # noqa: E402
-import shutil  # noqa: E402
-import socket  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 
 HANDLER = (
     "def handler(event, context):\n"
