@@ -32,8 +32,11 @@ from pipelined.core.identity import new_request_id
 from pipelined.core.routes import ApiKind, Route, RouteMatch, RouteTable
 from pipelined.errors import PipelinedError
 from pipelined.http import cors
+from pipelined.http.limits import GuardedTCPSite
 from pipelined.invoke.service import Caller, InvocationKind, InvokeService, ThrottledError
 from pipelined.observe.metrics import Metrics
+
+GATEWAY_CONNECTIONS = 4096
 
 log = logging.getLogger("pipelined.gateway")
 
@@ -105,7 +108,8 @@ class Gateway:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
         await runner.setup()
-        site = web.TCPSite(runner, config.host, config.port)
+        # The public front door: many clients, but none may hold a connection without sending a request.
+        site = GuardedTCPSite(runner, config.host, config.port, max_connections=GATEWAY_CONNECTIONS)
         try:
             await site.start()
         except OSError as exc:

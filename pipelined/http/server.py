@@ -16,6 +16,7 @@ from pipelined.config import ApiCredential
 from pipelined.config.api import is_loopback
 from pipelined.core.identity import new_request_id
 from pipelined.http.aws_errors import ApiError
+from pipelined.http.limits import GuardedTCPSite
 from pipelined.http.sigv4 import SignatureError, SigV4Verifier
 from pipelined.observe.metrics import Metrics
 
@@ -61,7 +62,7 @@ class ApiServer:
             app, access_log=None, handle_signals=False, shutdown_timeout=self._shutdown_timeout
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self.port)
+        site = GuardedTCPSite(self._runner, self._host, self.port, max_connections=1024)
         await site.start()
         sockets = getattr(site._server, "sockets", None) or []
         if sockets:
