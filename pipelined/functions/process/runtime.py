@@ -34,7 +34,11 @@ class ProcessRuntime:
             spec = WorkerSpec.of(
                 self.identity.name, self.config, self.identity.arn, self.identity.log_stream, self.environment
             )
-            self.pool = WorkerPool(spec, self.metrics)
+            self.pool = self._new_pool(spec)
+
+    def _new_pool(self, spec: WorkerSpec) -> WorkerPool:
+        """The pool of this runtime's workers (the Runtime API runtime's run a program instead)."""
+        return WorkerPool(spec, self.metrics)
 
     async def start(self) -> None:
         # Provisioned workers start here, and one worker proves the handler imports.

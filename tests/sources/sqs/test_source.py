@@ -24,6 +24,7 @@ from pipelined.sources.sqs import source as sqs_module
 from pipelined.sources.sqs.records import Message, filter_body
 from pipelined.sources.sqs.scaling import PollerGate
 from pipelined.sources.sqs.settle import plan_settlement, retry_delay
+from tests.faults.proxy import FaultyProxy
 from tests.sources.sqs import support as sqs_support
 from tests.sources.sqs.support import PipelineFactory, bodies, queue_depth, sqs_client
 from tests.support import DaemonProcess, free_port, read_records, until, wait_until, write_config
@@ -268,46 +269,10 @@ async def test_fifo_groups_run_in_parallel_each_in_order(aws: str, pipeline: Pip
     assert p.module.STATS["peak"] == 2  # the two groups overlapped
 
 
-class _Proxy:
-    """A TCP proxy in front of moto that can be cut and restored (an endpoint outage, state kept)."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.port = free_port()
-        self.server: asyncio.Server | None = None
-        self.links: set[asyncio.StreamWriter] = set()
-
-    async def start(self) -> None:
-        self.server = await asyncio.start_server(self._link, "127.0.0.1", self.port, reuse_address=True)
-
-    async def stop(self) -> None:
-        assert self.server is not None
-        self.server.close()
-        for writer in self.links:
-            writer.transport.abort()
-        await self.server.wait_closed()
-
-    async def _link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-        self.links |= {writer, up_writer}
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            try:
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            except (ConnectionError, OSError):
-                pass
-            finally:
-                dst.transport.abort()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-
-
 async def test_messages_in_flight_during_an_endpoint_outage_are_not_lost(
     aws: str, pipeline: PipelineFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    proxy = _Proxy(int(aws.rsplit(":", 1)[1]))
+    proxy = FaultyProxy(int(aws.rsplit(":", 1)[1]))
     await proxy.start()
     endpoint = f"http://127.0.0.1:{proxy.port}"
     sqs = sqs_client(aws)
