@@ -308,8 +308,9 @@ class SqsQueueSource:
         """Keep a batch's messages invisible while it is gathered, waits for a slot and is invoked."""
         timeout = flight.queue.visibility_timeout
         while True:
-            # Half the timeout leaves the other half for a slow or retried call to land in time.
-            await asyncio.sleep(timeout / 2)
+            # A third of the timeout leaves two thirds for a slow or retried call (or a busy event loop)
+            # to land in time: a late extension lets the queue hand the message to another poller.
+            await asyncio.sleep(timeout / 3)
             async with flight.lock:
                 if flight.landed:
                     return

@@ -60,7 +60,7 @@ def test_successes_of_partially_failed_batches_are_deleted_exactly_once(
 ) -> None:
     sqs = sqs_client(aws)
     # One run per function, side by side. Records take 0-0.11 s, so a batch of ten ends before,
-    # around and after the visibility heartbeat's first extension (at half the 2 s timeout).
+    # around and after the visibility heartbeat's extensions (every third of the 2 s timeout).
     sleeps = ("0", "0.05", "0.09", "0.1", "0.11")
     queues = {f"run{n}": poisoned_queue(sqs, f"run{n}") for n in range(len(sleeps))}
     functions = {
