@@ -19,6 +19,7 @@ from pipelined.config.types import (
     Duration,
     FieldValueError,
     matches,
+    split_listen,
 )
 
 DEFAULT_API_LISTEN = "127.0.0.1:9001"
@@ -27,17 +28,6 @@ _FUNCTION_REF = (
     rf"function:[A-Za-z0-9_-]{{1,64}}"
     rf"|{ARN_PARTITION}:lambda:[a-z0-9-]+:\d{{12}}:function:[A-Za-z0-9_-]{{1,64}}"
 )
-
-
-def split_listen(value: str) -> tuple[str, int]:
-    """'host:port' (IPv6 as '[::1]:port') as (host, port); ValueError when malformed."""
-    host, _, port = value.rpartition(":")
-    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    if not bare or (":" in host and bare == host):
-        raise ValueError(f"expected 'host:port' (IPv6 as '[::1]:port'), got {value!r}")
-    if not port.isdigit() or int(port) > 65535:
-        raise ValueError(f"port must be a number between 0 and 65535, got {port!r}")
-    return bare, int(port)
 
 
 def is_loopback(host: str) -> bool:

@@ -150,14 +150,20 @@ def _patterns(patterns: list[Any]) -> list[Any]:
     return patterns
 
 
-def listen_address(value: str) -> str:
-    """An after-validator for 'host:port' (IPv6 as '[::1]:port')."""
+def split_listen(value: str) -> tuple[str, int]:
+    """'host:port' (IPv6 as '[::1]:port') as (host, port); ValueError when malformed."""
     host, _, port = value.rpartition(":")
     bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     if not bare or (":" in host and bare == host):
         raise ValueError(f"expected 'host:port' (IPv6 as '[::1]:port'), got {value!r}")
     if not port.isdigit() or int(port) > 65535:
         raise ValueError(f"port must be a number between 0 and 65535, got {port!r}")
+    return bare, int(port)
+
+
+def listen_address(value: str) -> str:
+    """An after-validator for 'host:port' (IPv6 as '[::1]:port')."""
+    split_listen(value)
     return value
 
 
