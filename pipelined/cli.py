@@ -116,6 +116,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _checkpoints_parser(commands: Any, config_option: Any) -> None:
+    # `checkpoints` and `status`: commands about the state of a pipeline.
     checkpoints = commands.add_parser("checkpoints", help="stream checkpoints (kinesis, dynamodb_stream)")
     ckpt_commands = checkpoints.add_subparsers(
         dest="checkpoints_command", required=True, parser_class=_Parser
@@ -126,7 +127,9 @@ def _checkpoints_parser(commands: Any, config_option: Any) -> None:
     reset.add_argument("source", help="FUNCTION/SOURCE")
     reset.add_argument("--to", help="TRIM_HORIZON, LATEST or a sequence number (default: starting_position)")
     reset.add_argument("--shard", help="the shard of the sequence number given with --to")
-    for sub in (ckpt_list, reset):
+    status = commands.add_parser("status", help="functions, sources, lag and queue depths of the daemon")
+    status.add_argument("--format", choices=("text", "json"), default="text")
+    for sub in (ckpt_list, reset, status):
         config_option(sub)
 
 
@@ -388,6 +391,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_s3_setup(config, out))
         if args.command == "invoke":
             return asyncio.run(_invoke(config, args, out, err))
+        if args.command == "status":
+            from pipelined.app.status import status_command
+
+            return status_command(config, args.format, out)
         if args.command == "checkpoints":
             return asyncio.run(_checkpoints(config, args, out))
         return asyncio.run(_dlq(config, args, out))

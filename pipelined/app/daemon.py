@@ -16,11 +16,14 @@ import logging
 import os
 import signal
 import sqlite3
+import time
+from typing import Any
 
 from pipelined import __version__
 from pipelined.app.api import ApiFrontDoor
 from pipelined.app.assembly import build_function, build_runner
 from pipelined.app.reload import RunnerKey, RunnerSpec, plan_reload
+from pipelined.app.status import DaemonView, dead_letter_counts, snapshot
 from pipelined.app.systemd import Notifier
 from pipelined.aws import AwsClients
 from pipelined.config import Config, load_config
@@ -59,6 +62,7 @@ class Daemon:
         self._reload = asyncio.Event()
         self._signals = 0
         self._started = False
+        self._started_at = time.time()
         self.state: StateStore | None = None
         self.aws: AwsClients | None = None
         self.http: HttpServer | None = None
@@ -123,7 +127,14 @@ class Daemon:
         self.state = await StateStore.open(self.config.state_dir, reset=self.reset_state)
         self.aws = AwsClients(self.config.aws)
         http = self.config.http
-        self.http = HttpServer(http.host, http.port, self.metrics.registry, self._readiness)
+        self.http = HttpServer(
+            http.host,
+            http.port,
+            self.metrics.registry,
+            self._readiness,
+            status=self._status,
+            before_scrape=self._refresh_gauges,
+        )
         try:
             await self.http.start()
         except OSError as exc:
@@ -140,6 +151,29 @@ class Daemon:
     def _readiness(self) -> tuple[bool, dict[str, bool], bool]:
         state_ok = self.state is not None and self.state.healthy
         return self._started, {runner.key: runner.healthy for runner in self.runners.values()}, state_ok
+
+    async def _status(self) -> dict[str, Any]:
+        view = DaemonView(
+            started_at=self._started_at,
+            ready=self._ready(),
+            functions=self.functions,
+            runners=self.runners,
+            specs=self._specs,
+            state=self.state,
+            registry=self.metrics.registry,
+        )
+        return await snapshot(view)
+
+    def _ready(self) -> bool:
+        started, health, state_ok = self._readiness()
+        return started and state_ok and all(health.values())
+
+    async def _refresh_gauges(self) -> None:
+        # The dead-letter store is counted at scrape time: nothing else keeps that figure in memory.
+        counts = await dead_letter_counts(self.state)
+        if counts is not None:
+            for name in self.functions:
+                self.metrics.dead_letters.labels(name).set(counts.get(name, 0))
 
     async def _main_loop(self) -> None:
         interval = self.notifier.watchdog_interval

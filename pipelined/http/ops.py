@@ -1,9 +1,10 @@
-"""The HTTP endpoint: GET /metrics (Prometheus), /healthz (alive) and /readyz (every source healthy)."""
+"""The ops endpoint: GET /metrics (Prometheus), /healthz (alive), /readyz (every source healthy), /status."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -20,11 +21,16 @@ class HttpServer:
         port: int,
         registry: CollectorRegistry,
         readiness: Callable[[], tuple[bool, Mapping[str, bool], bool]],
+        status: Callable[[], Awaitable[Mapping[str, Any]]] | None = None,
+        before_scrape: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._host = host
         self._port = port
         self._registry = registry
         self._readiness = readiness
+        # The daemon's /status document (app/status.py), and what refreshes gauges read from the state.
+        self._status = status
+        self._before_scrape = before_scrape
         self._runner: web.AppRunner | None = None
         self.port = port
 
@@ -34,6 +40,8 @@ class HttpServer:
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
+        if self._status is not None:
+            app.router.add_get("/status", self._status_document)
         self._runner = web.AppRunner(
             app, access_log=None, handle_signals=False, keepalive_timeout=KEEPALIVE_TIMEOUT
         )
@@ -49,6 +57,8 @@ class HttpServer:
             self._runner = None
 
     async def _metrics(self, _: web.Request) -> web.Response:
+        if self._before_scrape is not None:
+            await self._before_scrape()
         body = generate_latest(self._registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -61,3 +71,8 @@ class HttpServer:
         ready = started and state_ok and all(sources.values())
         body = json.dumps({"ready": ready, "sources": sources, "state": state_ok}, sort_keys=True) + "\n"
         return web.Response(text=body, status=200 if ready else 503, content_type="application/json")
+
+    async def _status_document(self, _: web.Request) -> web.Response:
+        assert self._status is not None
+        document = await self._status()
+        return web.Response(text=json.dumps(document, indent=2) + "\n", content_type="application/json")
