@@ -22,6 +22,7 @@ from typing import Any
 from pipelined import __version__
 from pipelined.app.api import ApiFrontDoor
 from pipelined.app.assembly import build_function, build_runner
+from pipelined.app.logs_command import log_directory
 from pipelined.app.reload import RunnerKey, RunnerSpec, plan_reload
 from pipelined.app.status import DaemonView, dead_letter_counts, snapshot
 from pipelined.app.systemd import Notifier
@@ -35,6 +36,7 @@ from pipelined.functions.function import Function
 from pipelined.http.gateway import Gateway
 from pipelined.http.ops import HttpServer
 from pipelined.invoke.service import InvokeService
+from pipelined.observe.log_store import LogStore
 from pipelined.observe.logs import setup_logging
 from pipelined.observe.metrics import Metrics
 from pipelined.state import StateStore
@@ -66,6 +68,7 @@ class Daemon:
         self.state: StateStore | None = None
         self.aws: AwsClients | None = None
         self.http: HttpServer | None = None
+        self.log_store: LogStore | None = None
         # The api/http_api/function_url routes; it binds gateway.listen once there is a route.
         self.gateway = Gateway(self.service, self.metrics)
         self.api: ApiFrontDoor | None = None
@@ -127,6 +130,12 @@ class Daemon:
         self.state = await StateStore.open(self.config.state_dir, reset=self.reset_state)
         self.aws = AwsClients(self.config.aws)
         http = self.config.http
+        store = self.config.logging.store
+        if store.enabled:
+            # Before the functions load: their init lines and first invocations are kept too.
+            self.log_store = LogStore(log_directory(self.config), store.max_size, store.retention)
+            self.log_store.start(asyncio.get_running_loop())
+            logging.getLogger().addHandler(self.log_store)
         self.http = HttpServer(
             http.host,
             http.port,
@@ -134,6 +143,7 @@ class Daemon:
             self._readiness,
             status=self._status,
             before_scrape=self._refresh_gauges,
+            log_store=self.log_store,
         )
         try:
             await self.http.start()
@@ -218,6 +228,9 @@ class Daemon:
         await self.gateway.stop(0)
         if self.http is not None:
             await self.http.stop()
+        if self.log_store is not None:
+            logging.getLogger().removeHandler(self.log_store)
+            self.log_store.close()
         if self.aws is not None:
             await self.aws.close()
         if self.state is not None:
