@@ -1,4 +1,4 @@
-"""Command line: run, validate, invoke, dlq, dev, s3, checkpoints; exit codes 0 ok, 1 failed, 2 usage."""
+"""Command line: run, validate, invoke, dlq, dev, events, s3, checkpoints; exit 0 ok, 1 failed, 2 usage."""
 
 from __future__ import annotations
 
@@ -15,6 +15,13 @@ from typing import Any, TextIO
 
 from pipelined import __version__
 from pipelined.app.assembly import build_function
+from pipelined.app.dev_commands import (
+    add_dev_parser,
+    add_events_parser,
+    add_sample_options,
+    events_command,
+    sample_options,
+)
 from pipelined.app.remote import api_endpoint, invoke_remote
 from pipelined.config import Config, load_config
 from pipelined.core.timestamps import iso_seconds
@@ -23,6 +30,7 @@ from pipelined.functions.function import Function
 from pipelined.invoke.service import InvokeService
 from pipelined.observe.logs import setup_logging
 from pipelined.sources.registry import event_type
+from pipelined.sources.samples import SAMPLES, sample_event
 from pipelined.state import STATE_FILE, Checkpoint, StateStore
 
 EXIT_OK = 0
@@ -54,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="delete the state file first: checkpoints, schedule times and dead letters start afresh",
     )
+    run.add_argument("--watch", action="store_true", help="reload handlers and the config when saved")
 
     validate = commands.add_parser("validate", help="check a configuration file")
     validate.add_argument("file")
@@ -64,6 +73,10 @@ def _parser() -> argparse.ArgumentParser:
     payload = invoke.add_mutually_exclusive_group()
     payload.add_argument("--payload", help="the event, as JSON, or @FILE holding it")
     payload.add_argument("--payload-file", help="a file holding the event as JSON")
+    payload.add_argument(
+        "--event", choices=list(SAMPLES), help="a sample event of this type (events generate)"
+    )
+    add_sample_options(invoke)
     invoke.add_argument(
         "--invocation-type",
         choices=("RequestResponse", "Event", "DryRun"),
@@ -89,27 +102,14 @@ def _parser() -> argparse.ArgumentParser:
     for sub in (dlq_list, dlq_show, redrive, purge):
         config_option(sub)
 
-    dev = commands.add_parser("dev", help="run the pipeline against a local AWS-protocol server (moto)")
-    config_option(dev)
-    dev.add_argument("--port", type=int, default=0, help="port of the local server (default: a free one)")
-    dev_commands = dev.add_subparsers(dest="dev_command", parser_class=_Parser)
-    send = dev_commands.add_parser("send", help="send a message to a queue of the running dev server")
-    send.add_argument("queue", help="queue name, URL or ARN")
-    send.add_argument("body", help="the message body ('-': read it from stdin)")
-    send.add_argument("--group-id", help="MessageGroupId for a FIFO queue (default: 'default')")
-    put = dev_commands.add_parser("put", help="upload a file to a bucket of the running dev server")
-    put.add_argument("bucket")
-    put.add_argument("key")
-    put.add_argument("file", help="the file to upload ('-': stdin)")
+    add_dev_parser(commands, _Parser, config_option)
+    add_events_parser(commands, _Parser)
     s3 = commands.add_parser("s3", help="S3 helpers")
     s3_commands = s3.add_subparsers(dest="s3_command", required=True, parser_class=_Parser)
     setup = s3_commands.add_parser(
         "setup-notifications", help="make the buckets of the config's s3 sources notify their SQS queues"
     )
     config_option(setup)
-    for sub in (send, put):
-        # SUPPRESS: `dev -c FILE send ...` must not be reset to None by the subcommand's own default.
-        sub.add_argument("-c", "--config", default=argparse.SUPPRESS, help="configuration file")
 
     _checkpoints_parser(commands, config_option)
     return parser
@@ -142,8 +142,11 @@ def _print_json(value: Any, out: TextIO) -> None:
     out.flush()
 
 
-def _read_payload(args: argparse.Namespace) -> tuple[Any, str]:
+def _read_payload(args: argparse.Namespace, region: str) -> tuple[Any, str]:
     """The event and its JSON text."""
+    if args.event is not None:
+        event = sample_event(args.event, sample_options(args, region))
+        return event, json.dumps(event)
     if args.payload is not None and args.payload.startswith("@"):
         args.payload_file, args.payload = args.payload[1:], None  # --payload @FILE, as with curl
     if args.payload_file:
@@ -184,7 +187,7 @@ def _function(config: Config, name: str) -> Function:
 
 
 async def _invoke(config: Config, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    event, text = _read_payload(args)
+    event, text = _read_payload(args, config.aws.region)
     endpoint = api_endpoint(config)
     if endpoint is not None:
         # A running daemon: through its Lambda API, so reserved concurrency and the async queue apply.
@@ -369,6 +372,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     config: Config | None = None
     try:
         args = _parser().parse_args(argv)
+        if args.command == "events":
+            return events_command(args, out)
         if args.command == "validate":
             config = load_config(args.file)
             out.write(f"{args.file}: OK: {config.summary()}\n")
@@ -377,7 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             from pipelined.app.daemon import run_daemon
 
-            return run_daemon(config, args.reset_state)
+            return run_daemon(config, args.reset_state, args.watch)
         # One-shot commands log to stderr, so stdout carries only the result.
         setup_logging(config.logging.level, config.logging.format, stream=err)
         if args.command == "dev":

@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+from pipelined.app.daemon import Daemon
+from pipelined.app.summary import Ports, summary
 from pipelined.aws import AwsClients, describe, resolve_queue_url
 from pipelined.config import Config
 from pipelined.errors import PipelinedError, UsageError
@@ -46,9 +48,17 @@ def wanted_resources(config: Config) -> DevResources:
     return found
 
 
-async def create_resources(config: Config, clients: AwsClients) -> list[str]:
-    """Create what `wanted_resources` lists and point buckets at their queues; one line per resource."""
+async def create_resources(
+    config: Config, clients: AwsClients, existing: DevResources | None = None
+) -> list[str]:
+    """Create what `wanted_resources` lists and point buckets at their queues; one line per resource.
+
+    With `existing` (what an earlier call created, updated here), only what is new is created.
+    """
     wanted = wanted_resources(config)
+    if existing is not None:
+        wanted = existing.missing(wanted)
+        existing.update(wanted)
     lines: list[str] = []
     for name, visibility in sorted(wanted.queues.items()):
         sqs = await clients.client("sqs")
@@ -81,6 +91,8 @@ async def create_resources(config: Config, clients: AwsClients) -> list[str]:
                         Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": config.aws.region}
                     )
             lines.append(f"bucket {bucket}")
+    if wanted.buckets or wanted.queues:
+        # Idempotent: a reload may point an existing bucket at a new queue, or a new bucket at an old one.
         lines += [f"notification {line}" for line in await setup_notifications(config, clients)]
     for table in sorted(wanted.tables):
         dynamodb = await clients.client("dynamodb")
@@ -138,35 +150,49 @@ def embedded_server(port: int) -> Iterator[str]:
         server.stop()
 
 
-async def _run(config: Config, endpoint: str, out: TextIO) -> int:
-    from pipelined.app.daemon import Daemon
+class DevDaemon(Daemon):
+    """The daemon of `pipelined dev`: creates what a reloaded config adds, prints the summary at start."""
 
-    clients = AwsClients(config.aws)
-    try:
-        lines = await create_resources(config, clients)
-    except Exception as exc:
-        raise PipelinedError(f"dev mode: creating resources failed: {describe(exc)}") from exc
-    finally:
-        await clients.close()
-    for line in lines:
-        log.info("dev: created %s", line)
+    def __init__(
+        self, config: Config, endpoint: str, created: DevResources, out: TextIO, watch: bool
+    ) -> None:
+        super().__init__(config, watch=watch)
+        self.endpoint = endpoint
+        self.created = created
+        self.out = out
+
+    async def prepare(self, config: Config) -> None:
+        clients = AwsClients(config.aws)
+        try:
+            lines = await create_resources(config, clients, self.created)
+        except Exception as exc:
+            raise PipelinedError(f"dev mode: creating resources failed: {describe(exc)}") from exc
+        finally:
+            await clients.close()
+        for line in lines:
+            log.info("dev: created %s", line)
+
+    def on_ready(self) -> None:
+        api = self.api.server.port if self.api is not None and self.api.server is not None else None
+        ports = Ports(self.http.port if self.http else 0, self.gateway.port, api)
+        self.out.write(summary(self.config, self.endpoint, ports, self.watch))
+        self.out.flush()
+
+
+async def _run(config: Config, endpoint: str, out: TextIO, watch: bool) -> int:
+    created = DevResources()
+    daemon = DevDaemon(config, endpoint, created, out, watch)
+    await daemon.prepare(config)
     path = config.state_dir / ENDPOINT_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(endpoint + "\n")
-    source = config.source_path
-    out.write(
-        f"dev server on {endpoint}; from another terminal:\n"
-        f"  pipelined dev send -c {source} QUEUE BODY\n"
-        f"  pipelined dev put -c {source} BUCKET KEY FILE\n"
-    )
-    out.flush()
     try:
-        return await Daemon(config).run()
+        return await daemon.run()
     finally:
         path.unlink(missing_ok=True)
 
 
-def run_dev(config: Config, port: int, out: TextIO) -> int:
+def run_dev(config: Config, port: int, out: TextIO, watch: bool = True) -> int:
     """`pipelined dev`: embedded server, resources, then the daemon until stopped; the exit code."""
     setup_logging(config.logging.level, config.logging.format)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
@@ -184,7 +210,7 @@ def run_dev(config: Config, port: int, out: TextIO) -> int:
                 update={"aws": config.aws.model_copy(update={"endpoint_url": endpoint})}
             )
         with contextlib.suppress(KeyboardInterrupt):
-            return asyncio.run(_run(config, endpoint, out))
+            return asyncio.run(_run(config, endpoint, out, watch))
     return 130
 
 
@@ -249,7 +275,7 @@ def _read(name: str) -> bytes:
 def dev_command(config: Config, args: argparse.Namespace, out: TextIO) -> int:
     """`pipelined dev [send|put]`: run the dev pipeline, or poke the running one."""
     if args.dev_command is None:
-        return run_dev(config, args.port, out)
+        return run_dev(config, args.port, out, not args.no_watch)
     _local_environment(dev_endpoint(config), config.aws.region)
     if args.dev_command == "send":
         body = _read("-").decode() if args.body == "-" else args.body

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from pathlib import Path
 from typing import Any
 
 from pipelined.config import FunctionConfig
 from pipelined.config.runtimes import family
 from pipelined.core.identity import DEFAULT_ACCOUNT_ID, FunctionIdentity, new_log_stream_name
+from pipelined.core.lambda_errors import LambdaError
 from pipelined.functions.inline import InlineRuntime
 from pipelined.functions.process.runtime import ProcessRuntime
 from pipelined.functions.runtime import Runtime
@@ -90,6 +92,10 @@ class Function:
     async def start(self) -> None:
         """Start what must run before the first event: with process isolation, the first workers."""
         await self.runtime.start()
+
+    async def refresh(self, changed: Collection[Path] = ()) -> LambdaError | None:
+        """Hot reload: run the code as saved now; its init error (old code still serving) if it fails."""
+        return await self.runtime.refresh(changed)
 
     async def close(self, timeout: float = 10.0) -> None:
         """Stop the function's workers once their in-flight invocations are done (inline: nothing)."""
