@@ -119,6 +119,7 @@ class Daemon:
             )
             self.on_ready()
             if self.watch:
+                logging.getLogger("watchfiles").setLevel(logging.WARNING)  # "N changes detected" per save
                 watcher = Watcher(lambda: self.config, self.reload, self.refresh)
                 self._watching = asyncio.create_task(watcher.run(self._stop), name="watch")
             # Main loop: watchdog pings and reloads until a stop signal.

@@ -33,10 +33,10 @@ def describe_source(source: EventSourceConfig) -> str:
     what = next(
         (
             f"{field} {value}"
-            for field in ("queue", "bucket", "table", "stream", "stream_arn", "topic", "expression")
+            for field in ("queue", "bucket", "table", "stream", "stream_arn", "topic")
             if (value := getattr(source, field, None))
         ),
-        "",
+        getattr(source, "expression", None) or "",
     )
     via = getattr(getattr(source, "via", None), "sqs", None)
     if via:

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from watchfiles import DefaultFilter, awatch
+from watchfiles import Change, DefaultFilter, awatch
 
 from pipelined.config import Config
 from pipelined.core.lambda_errors import LambdaError
@@ -104,8 +104,11 @@ def error_location(error: LambdaError, roots: Collection[Path]) -> str | None:
     return found
 
 
-def _resolved(paths: Iterable[str]) -> set[Path]:
-    return {Path(p).resolve() for p in paths}
+def _changed(batch: Iterable[tuple[Change, str]]) -> set[Path]:
+    """The paths of one batch, without the temporary files an editor created and removed within it."""
+    added = {p for change, p in batch if change == Change.added}
+    deleted = {p for change, p in batch if change == Change.deleted}
+    return {Path(p).resolve() for _, p in batch if not (p in added and p in deleted and not Path(p).exists())}
 
 
 class Watcher:
@@ -171,7 +174,7 @@ class Watcher:
                 stop_event=done,
                 recursive=recursive,
             ):
-                paths = _resolved(p for _, p in batch)
+                paths = _changed(batch)
                 if only is not None:
                     paths &= {only}
                 if paths:
@@ -206,10 +209,12 @@ class Watcher:
         if not names:
             return
         results = await self._refresh_code(names, frozenset(code))
+        reloaded = sorted(name for name, error in results.items() if error is None)
+        if reloaded:
+            log.info("reloaded %s (%s changed)", ", ".join(reloaded), ", ".join(p.name for p in code))
         for name, error in sorted(results.items()):
             if error is None:
                 self._reported.pop(name, None)
-                log.info("%s: reloaded (%s changed)", name, ", ".join(p.name for p in code))
                 continue
             where = error_location(error, function_roots(config, name)) or str(code[0])
             problem = f"{where}: {error.error_type}: {error.error_message}"
