@@ -126,10 +126,11 @@ class Daemon:
             await self._main_loop()
             # Shutdown: sources drain first (in-flight invocations finish), then everything else closes.
             self.notifier.stopping()
-            if self._watching is not None:
-                await asyncio.gather(self._watching, return_exceptions=True)
             await self._drain()
         finally:
+            if self._watching is not None and not self._watching.done():
+                self._stop.set()  # the watcher ends with the daemon, however run() ends
+                await asyncio.gather(self._watching, return_exceptions=True)
             # Always close the state store: its worker thread would otherwise keep the process alive.
             await self._close()
         log.info("stopped")

@@ -12,8 +12,6 @@ initialise keeps serving its previous code; the error is logged once, with its l
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import importlib.util
 import logging
 import re
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
@@ -31,7 +29,10 @@ log = logging.getLogger("pipelined.watch")
 WATCH_STEP_MS = 50
 # ...and is never grouped for longer than this.
 WATCH_DEBOUNCE_MS = 400
-_TRACEBACK_LINE = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+)')
+# A Python traceback's `File "PATH", line N` and a Node.js frame's `(file://)PATH:LINE:COLUMN`.
+_FRAME = re.compile(
+    r'File "(?P<file>[^"]+)", line (?P<line>\d+)|(?:file://)?(?P<js>/[^\s:()]+):(?P<js_line>\d+):\d+'
+)
 
 RefreshCode = Callable[[Collection[str], frozenset[Path]], Awaitable[Mapping[str, LambdaError | None]]]
 
@@ -81,30 +82,18 @@ def syntax_error(path: Path) -> str | None:
     return None
 
 
-def forget_bytecode(paths: Iterable[Path]) -> None:
-    """Delete the cached bytecode of changed Python files.
-
-    Python trusts a .pyc whose recorded source mtime (whole seconds) and size match: a second save of
-    the same length within the same second would otherwise import the previous code.
-    """
-    for path in paths:
-        if path.suffix == ".py":
-            with contextlib.suppress(OSError, ValueError):
-                Path(importlib.util.cache_from_source(str(path))).unlink(missing_ok=True)
-
-
 def error_location(error: LambdaError, roots: Collection[Path]) -> str | None:
     """`FILE:LINE` of the innermost stack frame in the function's own code, if there is one."""
     found: str | None = None
     for entry in error.stack_trace or ():
-        for match in _TRACEBACK_LINE.finditer(entry):
-            file = Path(match["file"])
+        for match in _FRAME.finditer(entry):
+            file = Path(match["file"] or match["js"])
             if any(file.is_relative_to(r) for r in roots):
-                found = f"{file}:{match['line']}"
+                found = f"{file}:{match['line'] or match['js_line']}"
     return found
 
 
-def _changed(batch: Iterable[tuple[Change, str]]) -> set[Path]:
+def changed_paths(batch: Iterable[tuple[Change, str]]) -> set[Path]:
     """The paths of one batch, without the temporary files an editor created and removed within it."""
     added = {p for change, p in batch if change == Change.added}
     deleted = {p for change, p in batch if change == Change.deleted}
@@ -147,7 +136,11 @@ class Watcher:
                     if not waiting.done():
                         waiting.cancel()
                         return
-                    await self.handle(waiting.result())
+                    try:
+                        await self.handle(waiting.result())
+                    except Exception:
+                        # A bug here must not end hot reload for the rest of the session.
+                        log.exception("hot reload failed")
             finally:
                 done.set()  # the watching threads notice within one step
                 await asyncio.gather(*feeders, return_exceptions=True)
@@ -174,7 +167,7 @@ class Watcher:
                 stop_event=done,
                 recursive=recursive,
             ):
-                paths = _changed(batch)
+                paths = changed_paths(batch)
                 if only is not None:
                     paths &= {only}
                 if paths:
@@ -193,7 +186,6 @@ class Watcher:
         code = sorted(p for p in paths if p != current.config and functions_of(config, p))
         if not code:
             return
-        forget_bytecode(code)
         broken: set[str] = set()
         for path in code:
             problem = syntax_error(path)
