@@ -41,6 +41,9 @@ def wanted_resources(config: Config) -> DevResources:
     found = DevResources()
     for fn in config.functions.values():
         found.add_destination(fn.on_failure)
+        # Where asynchronous invocations' records go (Invoke with InvocationType=Event).
+        found.add_destination(fn.async_.destinations.on_success)
+        found.add_destination(fn.async_.destinations.on_failure)
         for source in fn.events:
             add = event_type(source.type).dev_resources
             if add is not None:
@@ -58,7 +61,6 @@ async def create_resources(
     wanted = wanted_resources(config)
     if existing is not None:
         wanted = existing.missing(wanted)
-        existing.update(wanted)
     lines: list[str] = []
     for name, visibility in sorted(wanted.queues.items()):
         sqs = await clients.client("sqs")
@@ -112,6 +114,8 @@ async def create_resources(
         sns = await clients.client("sns")
         await sns.create_topic(Name=topic)
         lines.append(f"topic {topic}")
+    if existing is not None:
+        existing.update(wanted)  # only once all of it exists: a failed reload tries again next time
     return lines
 
 

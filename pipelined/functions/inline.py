@@ -7,6 +7,7 @@ import concurrent.futures
 import importlib
 import inspect
 import os
+import site
 import sys
 import threading
 import time
@@ -32,8 +33,21 @@ _OWN_FRAMES = (
     str(Path(threading.__file__)),
     str(Path(concurrent.futures.__file__).parent),
 )
-# pipelined's own modules are never re-imported by a hot reload, even under a function's code directory.
-_PACKAGE = str(Path(__file__).resolve().parents[1]) + os.sep
+# Never re-imported by a hot reload, even under a function's code directory (`code: .` in a project with
+# its virtualenv inside): pipelined itself and installed packages, which the daemon shares.
+_NEVER_RELOADED = tuple(
+    dict.fromkeys(
+        os.path.join(path, "")
+        for path in (
+            str(Path(__file__).resolve().parents[1]),
+            sys.prefix,
+            sys.base_prefix,
+            sys.exec_prefix,
+            *site.getsitepackages(),
+            site.getusersitepackages(),
+        )
+    )
+)
 
 
 class ExitAtImportError(Exception):
@@ -89,7 +103,7 @@ class InlineRuntime:
             for name, module in sys.modules.items()
             if (origin := getattr(module, "__file__", None))
             and (origin.startswith(code) or origin in changed_files)
-            and not origin.startswith(_PACKAGE)
+            and not origin.startswith(_NEVER_RELOADED)
         }
         for name in stale:
             del sys.modules[name]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pipelined.config import DestinationConfig
+from pipelined.config import AsyncDestination, DestinationConfig
 from pipelined.core.identity import parse_arn
 
 
@@ -37,9 +37,9 @@ class DevResources:
         self.streams |= other.streams
         self.topics |= other.topics
 
-    def add_destination(self, destination: DestinationConfig | None) -> None:
-        """The queue or topic an on-failure destination names (nothing for the local store)."""
-        if destination is None or destination.kind == "sqlite":
+    def add_destination(self, destination: DestinationConfig | AsyncDestination | None) -> None:
+        """The queue or topic a destination names (nothing for the local store or a function)."""
+        if destination is None or destination.kind in ("sqlite", "function"):
             return
         if destination.kind == "sns":
             self.topics.add(parse_arn(destination.destination)["resource"])
