@@ -1,8 +1,10 @@
 """`pipelined dev`: the pipeline against an embedded AWS-protocol server (moto) on loopback.
 
 `pipelined dev -c FILE` starts moto, creates every queue, bucket (notifying its queue), table, stream
-and topic the config names, and runs the daemon against it. The server's URL is written to
-`state_dir/dev-endpoint`, where `pipelined dev send` / `dev put` (another terminal) find it.
+and topic the config names, and runs the daemon against it (`DevDaemon`): it prints one summary block
+at start, creates what a reloaded config adds before applying it, and hot-reloads saved code and config
+(app/watch.py). The server's URL is written to `state_dir/dev-endpoint`, where `pipelined dev send` /
+`dev put` (another terminal) find it.
 """
 
 from __future__ import annotations
@@ -22,11 +24,11 @@ from typing import Any, TextIO
 from pipelined.app.daemon import Daemon
 from pipelined.app.summary import Ports, summary
 from pipelined.aws import AwsClients, describe, resolve_queue_url
-from pipelined.config import Config
+from pipelined.config import Config, S3Source
 from pipelined.errors import PipelinedError, UsageError
 from pipelined.observe.logs import setup_logging
 from pipelined.sources.registry import event_type
-from pipelined.sources.resources import DevResources
+from pipelined.sources.resources import DevResources, queue_name
 from pipelined.sources.s3.via_sqs import setup_notifications
 
 log = logging.getLogger("pipelined.dev")
@@ -49,6 +51,16 @@ def wanted_resources(config: Config) -> DevResources:
             if add is not None:
                 add(source, fn, found)
     return found
+
+
+def _notified_queues(config: Config) -> set[str]:
+    """The queues S3 notifies for the config's `s3` sources read via SQS."""
+    return {
+        queue_name(source.via.sqs)
+        for fn in config.functions.values()
+        for source in fn.events
+        if isinstance(source, S3Source) and source.via.sqs is not None
+    }
 
 
 async def create_resources(
@@ -93,7 +105,7 @@ async def create_resources(
                         Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": config.aws.region}
                     )
             lines.append(f"bucket {bucket}")
-    if wanted.buckets or wanted.queues:
+    if wanted.buckets or wanted.queues.keys() & _notified_queues(config):
         # Idempotent: a reload may point an existing bucket at a new queue, or a new bucket at an old one.
         lines += [f"notification {line}" for line in await setup_notifications(config, clients)]
     for table in sorted(wanted.tables):

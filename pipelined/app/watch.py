@@ -180,7 +180,6 @@ class Watcher:
         config = self._config()
         current = watch_set(config)
         if current.config in paths:
-            log.info("%s changed: reloading", current.config)
             await self._reload_config()
             config = self._config()
         code = sorted(p for p in paths if p != current.config and functions_of(config, p))
