@@ -112,8 +112,10 @@ class Watcher:
         self._config = config
         self._reload_config = reload_config
         self._refresh_code = refresh_code
-        # The last problem reported per file or function: the same problem is logged once.
-        self._reported: dict[str, str] = {}
+        # Files that do not compile, and functions whose new code failed to initialise, with the problem
+        # logged for each: the same problem is logged once.
+        self._broken: dict[Path, str] = {}
+        self._failed: dict[str, str] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
         """Watch until `stop` is set; the watched directories follow the config across reloads."""
@@ -172,8 +174,12 @@ class Watcher:
                     paths &= {only}
                 if paths:
                     changes.put_nowait(paths)
-        except (OSError, RuntimeError) as exc:
-            log.error("cannot watch %s for changes: %s", ", ".join(map(str, existing)), exc)
+        except Exception as exc:  # inotify's watch limit, a watched directory removed, ...
+            log.error(
+                "cannot watch %s for changes (hot reload is off for it): %s",
+                ", ".join(map(str, existing)),
+                exc,
+            )
 
     async def handle(self, paths: set[Path]) -> None:
         """React to one batch of changed files: reload the config, refresh the functions they belong to."""
@@ -185,17 +191,18 @@ class Watcher:
         code = sorted(p for p in paths if p != current.config and functions_of(config, p))
         if not code:
             return
-        broken: set[str] = set()
-        for path in code:
+        # A file broken by an earlier save still blocks its functions when another file is saved.
+        for path in sorted({*code, *self._broken}):
             problem = syntax_error(path)
             if problem is None:
-                self._reported.pop(str(path), None)
+                self._broken.pop(path, None)
                 continue
-            names = functions_of(config, path)
-            broken.update(names)
-            if self._reported.get(str(path)) != problem:
-                log.error("%s (%s: still serving the previous code)", problem, ", ".join(names))
-            self._reported[str(path)] = problem
+            if self._broken.get(path) != problem:
+                log.error(
+                    "%s (%s: still serving the previous code)", problem, ", ".join(functions_of(config, path))
+                )
+            self._broken[path] = problem
+        broken = {n for p in self._broken for n in functions_of(config, p)}
         names = sorted({n for p in code for n in functions_of(config, p)} - broken)
         if not names:
             return
@@ -205,10 +212,10 @@ class Watcher:
             log.info("reloaded %s (%s changed)", ", ".join(reloaded), ", ".join(p.name for p in code))
         for name, error in sorted(results.items()):
             if error is None:
-                self._reported.pop(name, None)
+                self._failed.pop(name, None)
                 continue
             where = error_location(error, function_roots(config, name)) or str(code[0])
             problem = f"{where}: {error.error_type}: {error.error_message}"
-            if self._reported.get(name) != problem:
+            if self._failed.get(name) != problem:
                 log.error("%s (%s: still serving the previous code)", problem, name)
-            self._reported[name] = problem
+            self._failed[name] = problem

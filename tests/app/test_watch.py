@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
+from collections.abc import Collection
 from pathlib import Path
 
+import pytest
 from watchfiles import Change
 
+from pipelined.app.assembly import build_function
 from pipelined.app.watch import (
+    Watcher,
     changed_paths,
     error_location,
     functions_of,
@@ -17,7 +22,7 @@ from pipelined.app.watch import (
 from pipelined.config import load_config
 from pipelined.core.lambda_errors import LambdaError
 from pipelined.functions.function import forget_bytecode
-from tests.support import write_config
+from tests.support import invoke, write_config
 
 
 def _dirs(tmp_path: Path, *names: str) -> list[Path]:
@@ -96,3 +101,46 @@ def test_the_location_of_an_init_error_is_the_innermost_frame_in_the_functions_c
         "Error", "no", ("Error: no", f"    at Object.<anonymous> (file://{code}/index.js:2:7)")
     )
     assert error_location(node, [code]) == f"{code}/index.js:2"
+
+
+async def test_a_file_left_broken_blocks_its_functions_when_another_file_is_saved(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (code,) = _dirs(tmp_path, "code")
+    handler, helper = code / "watch_blocked.py", code / "watch_blocked_helper.py"
+    handler.write_text(
+        "from watch_blocked_helper import VALUE\n\ndef handler(event, context):\n    return VALUE\n"
+    )
+    helper.write_text("VALUE = 1\n")
+    config = load_config(
+        write_config(tmp_path, {"fn": {"code": str(code), "handler": "watch_blocked.handler"}})
+    )
+    function = build_function("fn", config)
+    function.load()
+    refreshed: list[Collection[str]] = []
+
+    async def refresh(names: Collection[str], changed: frozenset[Path]) -> dict[str, LambdaError | None]:
+        refreshed.append(names)
+        return {"fn": await function.refresh(changed)}
+
+    async def reload() -> None:
+        raise AssertionError("the config did not change")
+
+    watcher = Watcher(lambda: config, reload, refresh)
+    with caplog.at_level(logging.INFO, logger="pipelined.watch"):
+        helper.write_text("VALUE = (\n")
+        await watcher.handle({helper})
+        handler.write_text(handler.read_text() + "\n# touched\n")
+        await watcher.handle({handler})  # the helper is still broken: nothing is imported
+        await watcher.handle({helper})  # saved again, still broken: not logged again
+        assert refreshed == []
+        errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+        assert errors == [
+            f"{helper}:1: SyntaxError: '(' was never closed (fn: still serving the previous code)"
+        ]
+        assert (await invoke(function, {})).value == 1
+        helper.write_text("VALUE = 2\n")
+        await watcher.handle({helper})
+    assert refreshed == [["fn"]]
+    assert (await invoke(function, {})).value == 2
+    assert "reloaded fn (watch_blocked_helper.py changed)" in caplog.text
