@@ -82,9 +82,7 @@ def main() -> None:
     print(f"invoke, with log store:  {n / best_kept:>10.0f}/s  {best_kept / n * 1e6:6.1f} us/invocation")
     print(f"lines kept per run: {lines}")
     cost = (best_kept - best_without) / n * 1e6
-    print(
-        f"log store cost: {cost:.1f} us/invocation; throughput with/without {best_without / best_kept:.2f}"
-    )
+    print(f"log store cost: {cost:.1f} us/invocation; throughput with/without {best_without / best_kept:.2f}")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ import os
 import signal
 import sqlite3
 import time
+from collections.abc import Collection
+from pathlib import Path
 from typing import Any
 
 from pipelined import __version__
@@ -26,9 +28,11 @@ from pipelined.app.logs_command import log_directory
 from pipelined.app.reload import RunnerKey, RunnerSpec, plan_reload
 from pipelined.app.status import DaemonView, dead_letter_counts, snapshot
 from pipelined.app.systemd import Notifier
+from pipelined.app.watch import Watcher
 from pipelined.aws import AwsClients
 from pipelined.config import Config, load_config
 from pipelined.config.gateway import routes_of
+from pipelined.core.lambda_errors import LambdaError
 from pipelined.core.routes import RouteTable
 from pipelined.dispatch.runner import SourceRunner
 from pipelined.errors import ConfigError, PipelinedError
@@ -49,9 +53,14 @@ STATE_CHECK_INTERVAL = 1.0
 class Daemon:
     """pipelined run: every enabled event source of every function, until SIGTERM/SIGINT."""
 
-    def __init__(self, config: Config, reset_state: bool = False) -> None:
+    def __init__(self, config: Config, reset_state: bool = False, watch: bool = False) -> None:
         self.config = config
         self.reset_state = reset_state
+        # Hot reload (app/watch.py): follow the code directories and the config file.
+        self.watch = watch
+        self._watching: asyncio.Task[None] | None = None
+        # A config reload and a code refresh never interleave.
+        self._changing = asyncio.Lock()
         # 1 when checkpoints could not be written before the shutdown timeout.
         self.exit_code = 0
         self.metrics = Metrics()
@@ -115,12 +124,20 @@ class Daemon:
                 self.config.http.host,
                 self.http.port if self.http else 0,
             )
+            self.on_ready()
+            if self.watch:
+                logging.getLogger("watchfiles").setLevel(logging.WARNING)  # "N changes detected" per save
+                watcher = Watcher(lambda: self.config, self.reload, self.refresh)
+                self._watching = asyncio.create_task(watcher.run(self._stop), name="watch")
             # Main loop: watchdog pings and reloads until a stop signal.
             await self._main_loop()
             # Shutdown: sources drain first (in-flight invocations finish), then everything else closes.
             self.notifier.stopping()
             await self._drain()
         finally:
+            if self._watching is not None and not self._watching.done():
+                self._stop.set()  # the watcher ends with the daemon, however run() ends
+                await asyncio.gather(self._watching, return_exceptions=True)
             # Always close the state store: its worker thread would otherwise keep the process alive.
             await self._close()
         log.info("stopped")
@@ -306,12 +323,32 @@ class Daemon:
             log.info("started %s", runner.key)
         self.config = config
 
+    def on_ready(self) -> None:
+        """Called once everything listens and runs (dev mode prints its summary here)."""
+
+    async def prepare(self, config: Config) -> None:
+        """Called with a reloaded config before it is applied (dev mode creates its new resources)."""
+
+    async def refresh(
+        self, names: Collection[str], changed: frozenset[Path]
+    ) -> dict[str, LambdaError | None]:
+        """Hot reload: the named functions serve their code as saved now; each one's init error or None."""
+        async with self._changing:
+            functions = [self.functions[n] for n in names if n in self.functions]
+            errors = await asyncio.gather(*(f.refresh(changed) for f in functions))
+            return {f.name: error for f, error in zip(functions, errors, strict=True)}
+
     async def reload(self) -> bool:
         """Re-read the config file and apply it; an invalid file leaves the pipeline as it was."""
+        async with self._changing:
+            return await self._reload_config()
+
+    async def _reload_config(self) -> bool:
         self.notifier.reloading()
         log.info("reloading %s", self.config.source_path)
         try:
             config = load_config(self.config.source_path)
+            await self.prepare(config)
             await self._apply(config)
         except ConfigError as exc:
             for problem in exc.problems:
@@ -337,10 +374,10 @@ async def _start_functions(functions: list[Function]) -> None:
         raise failed[0]
 
 
-def run_daemon(config: Config, reset_state: bool = False) -> int:
+def run_daemon(config: Config, reset_state: bool = False, watch: bool = False) -> int:
     """Run the daemon on a loaded config until it stops; returns the exit code."""
     setup_logging(config.logging.level, config.logging.format)
-    daemon = Daemon(config, reset_state)
+    daemon = Daemon(config, reset_state, watch)
     with contextlib.suppress(KeyboardInterrupt):
         return asyncio.run(daemon.run())
     return 130

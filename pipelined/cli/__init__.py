@@ -1,6 +1,7 @@
-"""Command line: run, validate, invoke, dlq, dev, s3, checkpoints, status, logs; exit 0 ok, 1 failed, 2 usage.
+"""Command line: run, validate, invoke, dlq, dev, events, s3, checkpoints, status, logs; exit 0/1/2.
 
-The arguments of every command are declared in cli/parser.py; this module runs them.
+The arguments of every command are declared in cli/parser.py; this module runs them (0 ok, 1 failed,
+2 usage).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from pipelined.app.assembly import build_function
+from pipelined.app.dev_commands import events_command, sample_options
 from pipelined.app.remote import api_endpoint, invoke_remote
 from pipelined.cli.parser import build_parser
 from pipelined.config import Config, load_config
@@ -26,6 +28,7 @@ from pipelined.functions.function import Function
 from pipelined.invoke.service import InvokeService
 from pipelined.observe.logs import setup_logging
 from pipelined.sources.registry import event_type
+from pipelined.sources.samples import sample_event
 from pipelined.state import STATE_FILE, Checkpoint, StateStore
 
 EXIT_OK = 0
@@ -47,8 +50,11 @@ def _print_json(value: Any, out: TextIO) -> None:
     out.flush()
 
 
-def _read_payload(args: argparse.Namespace) -> tuple[Any, str]:
+def _read_payload(args: argparse.Namespace, region: str) -> tuple[Any, str]:
     """The event and its JSON text."""
+    if args.event is not None:
+        event = sample_event(args.event, sample_options(args, region))
+        return event, json.dumps(event)
     if args.payload is not None and args.payload.startswith("@"):
         args.payload_file, args.payload = args.payload[1:], None  # --payload @FILE, as with curl
     if args.payload_file:
@@ -89,7 +95,7 @@ def _function(config: Config, name: str) -> Function:
 
 
 async def _invoke(config: Config, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    event, text = _read_payload(args)
+    event, text = _read_payload(args, config.aws.region)
     endpoint = api_endpoint(config)
     if endpoint is not None:
         # A running daemon: through its Lambda API, so reserved concurrency and the async queue apply.
@@ -274,6 +280,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     config: Config | None = None
     try:
         args = build_parser().parse_args(argv)
+        if args.command == "events":
+            return events_command(args, out)
         if args.command == "validate":
             config = load_config(args.file)
             out.write(f"{args.file}: OK: {config.summary()}\n")
@@ -282,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             from pipelined.app.daemon import run_daemon
 
-            return run_daemon(config, args.reset_state)
+            return run_daemon(config, args.reset_state, args.watch)
         # One-shot commands log to stderr, so stdout carries only the result.
         setup_logging(config.logging.level, config.logging.format, stream=err)
         if args.command == "dev":

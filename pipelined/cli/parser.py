@@ -6,7 +6,9 @@ import argparse
 from typing import Any
 
 from pipelined import __version__
+from pipelined.app.dev_commands import add_dev_parser, add_events_parser, add_sample_options
 from pipelined.errors import UsageError
+from pipelined.sources.samples import SAMPLES
 
 
 class _Parser(argparse.ArgumentParser):
@@ -32,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="delete the state file first: checkpoints, schedule times and dead letters start afresh",
     )
+    run.add_argument("--watch", action="store_true", help="reload handlers and the config when saved")
 
     validate = commands.add_parser("validate", help="check a configuration file")
     validate.add_argument("file")
@@ -42,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     payload = invoke.add_mutually_exclusive_group()
     payload.add_argument("--payload", help="the event, as JSON, or @FILE holding it")
     payload.add_argument("--payload-file", help="a file holding the event as JSON")
+    payload.add_argument(
+        "--event", choices=list(SAMPLES), help="a sample event of this type (events generate)"
+    )
+    add_sample_options(invoke)
     invoke.add_argument(
         "--invocation-type",
         choices=("RequestResponse", "Event", "DryRun"),
@@ -67,34 +74,21 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in (dlq_list, dlq_show, redrive, purge):
         config_option(sub)
 
-    dev = commands.add_parser("dev", help="run the pipeline against a local AWS-protocol server (moto)")
-    config_option(dev)
-    dev.add_argument("--port", type=int, default=0, help="port of the local server (default: a free one)")
-    dev_commands = dev.add_subparsers(dest="dev_command", parser_class=_Parser)
-    send = dev_commands.add_parser("send", help="send a message to a queue of the running dev server")
-    send.add_argument("queue", help="queue name, URL or ARN")
-    send.add_argument("body", help="the message body ('-': read it from stdin)")
-    send.add_argument("--group-id", help="MessageGroupId for a FIFO queue (default: 'default')")
-    put = dev_commands.add_parser("put", help="upload a file to a bucket of the running dev server")
-    put.add_argument("bucket")
-    put.add_argument("key")
-    put.add_argument("file", help="the file to upload ('-': stdin)")
+    add_dev_parser(commands, _Parser, config_option)
+    add_events_parser(commands, _Parser)
     s3 = commands.add_parser("s3", help="S3 helpers")
     s3_commands = s3.add_subparsers(dest="s3_command", required=True, parser_class=_Parser)
     setup = s3_commands.add_parser(
         "setup-notifications", help="make the buckets of the config's s3 sources notify their SQS queues"
     )
     config_option(setup)
-    for sub in (send, put):
-        # SUPPRESS: `dev -c FILE send ...` must not be reset to None by the subcommand's own default.
-        sub.add_argument("-c", "--config", default=argparse.SUPPRESS, help="configuration file")
 
     _checkpoints_parser(commands, config_option)
     return parser
 
 
 def _checkpoints_parser(commands: Any, config_option: Any) -> None:
-    # `checkpoints` and `status`: commands about the state of a pipeline.
+    # `checkpoints`, `status` and `logs`: commands about the state of a pipeline.
     checkpoints = commands.add_parser("checkpoints", help="stream checkpoints (kinesis, dynamodb_stream)")
     ckpt_commands = checkpoints.add_subparsers(
         dest="checkpoints_command", required=True, parser_class=_Parser
