@@ -42,9 +42,9 @@ def _exit_refused(status: int) -> NoReturn:
     raise ExitAtImportError(f"os._exit({status}) called while importing the handler module")
 
 
-def error_object(exc: BaseException) -> LambdaError:
+def error_object(exc: BaseException, request_id: str) -> LambdaError:
     """Lambda's error object for an exception raised by an inline handler."""
-    return handler_error(exc, _OWN_FRAMES)
+    return handler_error(exc, _OWN_FRAMES, request_id)
 
 
 class InlineRuntime:
@@ -167,7 +167,7 @@ class InlineRuntime:
                 raise  # cancelled from outside (shutdown), not by the timeout
             return None, timed_out(timeout)
         except BaseException as exc:  # a handler may raise anything, SystemExit included
-            return None, error_object(exc)
+            return None, error_object(exc, context.aws_request_id)
         finally:
             timer.cancel()
         return value, None

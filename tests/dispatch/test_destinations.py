@@ -64,7 +64,8 @@ async def state(tmp_path: Path) -> AsyncIterator[StateStore]:
 def test_a_stream_failure_record_has_lambdas_shape_and_no_records() -> None:
     record = failure_record(failed(STREAM_INFO))
     assert set(record) == {"requestContext", "responseContext", "version", "timestamp", "KinesisBatchInfo"}
-    assert record["requestContext"]["functionArn"] == "arn:aws:lambda:us-east-1:000000000000:function:fn"
+    arn = "arn:aws:lambda:us-east-1:000000000000:function:fn"
+    assert record["requestContext"]["functionArn"] == arn + ":$LATEST"
     assert record["requestContext"]["condition"] == "RetryAttemptsExhausted"
     assert record["requestContext"]["approximateInvokeCount"] == 4
     assert record["responseContext"] == {
