@@ -74,9 +74,7 @@ class LambdaError:
         return cls("Runtime.InvalidResponse", "worker sent a malformed error")
 
 
-def handler_error(
-    exc: BaseException, own_frames: tuple[str, ...], request_id: str = ""
-) -> LambdaError:
+def handler_error(exc: BaseException, own_frames: tuple[str, ...], request_id: str = "") -> LambdaError:
     """Lambda's error object for an exception raised by handler code, with the handler's frames only.
 
     `own_frames` are path prefixes of the caller's frames (thread hand-off, asyncio, the worker loop)

@@ -169,7 +169,7 @@ def _with_request_id(line: str, value: dict[str, Any], request_id: str | None) -
     if not request_id or "requestId" in value:
         return line
     body = line.rstrip()[:-1]
-    return f"{body}{',' if value else ''}\"requestId\":{json.dumps(request_id)}}}"
+    return f'{body}{"," if value else ""}"requestId":{json.dumps(request_id)}}}'
 
 
 LineObserver = Callable[[str | None, dict[str, Any]], None]
