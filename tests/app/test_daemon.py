@@ -257,12 +257,14 @@ def test_json_log_format_gives_one_object_per_line(tmp_path: Path, daemon) -> No
         logging={"format": "json"},
     )
     proc = daemon(config, env={"RECORD_FILE": records})
-    wait_until(lambda: "REPORT RequestId" in proc.logs(), timeout=10)
+    wait_until(lambda: '"type": "platform.report"' in proc.logs(), timeout=10)
     lines = [json.loads(line) for line in proc.logs().splitlines() if line.strip()]
-    report = next(line for line in lines if line["message"].startswith("REPORT"))
-    assert report["function"] == "ticker" and report["level"] == "INFO" and report["requestId"]
-    printed = next(line for line in lines if line["message"].startswith("recorded "))
-    assert printed["requestId"] == printed["message"].split()[1]
+    # START/END/REPORT are Lambda's platform records.
+    report = next(line for line in lines if line.get("type") == "platform.report")
+    assert report["function"] == "ticker" and report["record"]["requestId"]
+    assert report["record"]["status"] == "success" and report["record"]["metrics"]["durationMs"] >= 0
+    printed = next(line for line in lines if line.get("message", "").startswith("recorded "))
+    assert printed["requestId"] == printed["message"].split()[1] and printed["level"] == "INFO"
 
 
 def test_unknown_handler_module_fails_start_with_a_clear_message(tmp_path: Path) -> None:
