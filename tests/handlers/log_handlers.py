@@ -1,11 +1,13 @@
 """Handlers for the log and metric tests: what they print and log is what Lambda users print and log.
 
-Unchanged powertools `Metrics` usage: add_dimension + add_metric, flushed by @metrics.log_metrics.
+Unchanged powertools `Metrics` usage: add_dimension + add_metric, flushed by @metrics.log_metrics;
+aws-embedded-metrics as its README shows it (@metric_scope).
 """
 
 import json
 import logging
 
+from aws_embedded_metrics import metric_scope
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -41,4 +43,13 @@ def measure(event, context):
 
 def malformed(event, context):
     print(json.dumps({"_aws": {"CloudWatchMetrics": "not an array"}, "x": 1}))
+    return "ok"
+
+
+@metric_scope
+def embedded(event, context, metrics):
+    metrics.set_namespace("Checkout")
+    metrics.put_dimensions({"Stage": "beta"})
+    metrics.put_metric("Payments", event.get("payments", 1), "Count")
+    metrics.put_metric("PaymentTime", 120, "Milliseconds")
     return "ok"

@@ -96,10 +96,11 @@ def _per_user(user: str) -> dict[str, Any]:
     return {"_aws": {"Timestamp": 0, "CloudWatchMetrics": metrics}, "user": user, "Logins": 1}
 
 
-def test_powertools_metrics_from_a_process_worker_reach_metrics(tmp_path: Path) -> None:
+def test_powertools_and_aws_embedded_metrics_from_process_workers_reach_metrics(tmp_path: Path) -> None:
     functions = {
         "measure": {"handler": "log_handlers.measure", "isolation": "process"},
         "malformed": {"handler": "log_handlers.malformed", "isolation": "process"},
+        "embedded": {"handler": "log_handlers.embedded", "isolation": "process"},
     }
     config = write_config(tmp_path, functions, metrics={"emf_max_series": 2})
     process = DaemonProcess(config).start()
@@ -128,6 +129,11 @@ def test_powertools_metrics_from_a_process_worker_reach_metrics(tmp_path: Path) 
         # The blob itself stays in the log as the bare line powertools printed.
         assert any(line.startswith('{"_aws":') and '"region":"us"' in line for line in logs.splitlines())
         assert logs.count("EMF metric Shop_Orders_total reached its cap of 2 series") == 1
+        for payments in (3, 4):
+            client.invoke(FunctionName="embedded", Payload=json.dumps({"payments": payments}).encode())
+        beta = {"function": "embedded", "Stage": "beta", "ServiceType": "AWS::Lambda::Function"}
+        wait_until(lambda: process.metric("Checkout_Payments_total", **beta) == 7, timeout=10)
+        assert process.metric("Checkout_PaymentTime_seconds_sum", **beta) == pytest.approx(0.24)
         response = client.invoke(FunctionName="malformed", Payload=b"{}")
         assert json.loads(response["Payload"].read()) == "ok"
         wait_until(lambda: "malformed Embedded Metric Format blob ignored" in process.logs(), timeout=10)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.http.support import lambda_client
-from tests.support import DaemonProcess, wait_until, write_config
+from tests.support import TEST_FUNCTIONS, DaemonProcess, wait_until, write_config
 
 MODES = ("inline", "process")
 
@@ -134,5 +134,8 @@ def test_prints_and_logging_keep_their_shape_and_request_id(daemon_log: Any, mod
     assert (failed["level"], failed["logger"]) == ("ERROR", "app")
     assert (failed["errorType"], failed["errorMessage"]) == ("KeyError", "'missing'")
     assert any("log_handlers.py" in frame for frame in failed["stackTrace"])
-    assert failed["location"].endswith("log_handlers.py:talk:28")  # the logging call's line
+    # awslambdaric's location: the file, function and line of the logging call.
+    source = (TEST_FUNCTIONS / "log_handlers.py").read_text().splitlines()
+    line = next(i for i, text in enumerate(source, 1) if "app_log.exception" in text)
+    assert failed["location"] == f"{TEST_FUNCTIONS / 'log_handlers.py'}:talk:{line}"
     assert info["timestamp"].endswith("Z") and len(info["timestamp"]) == len("2026-01-01T00:00:00.000Z")
