@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import signal
 import socket
 import time
@@ -127,6 +128,11 @@ def test_failing_handler_is_retried_then_parked_and_redrive_reinvokes_it(tmp_pat
     assert shown["event"] == {"order": 42}
     assert shown["failureRecord"]["requestPayload"] == {"order": 42}
     assert shown["failureRecord"]["requestContext"]["approximateInvokeCount"] == 2
+    # The failure record names the last attempt by the request id of its START line, as Lambda's does.
+    starts = re.findall(r"\[ticker\] START RequestId: (\S+) Version: \$LATEST", proc.logs())
+    assert len(starts) == 2 and shown["failureRecord"]["requestContext"]["requestId"] == starts[-1]
+    assert shown["failureRecord"]["requestContext"]["functionArn"].endswith(":function:ticker:$LATEST")
+    assert shown["error"]["requestId"] == starts[-1]
     assert shown["error"]["errorType"] == "RuntimeError"
 
     again = run_cli("dlq", "redrive", entry_id, "-c", str(config), env=env)
