@@ -186,8 +186,8 @@ class EmfMetrics(Collector):
                 if not family.capped:
                     family.capped = True
                     log.warning(
-                        "EMF metric %s reached its cap of %d series (emf.max_series); values with new "
-                        "dimension values are dropped from /metrics",
+                        "EMF metric %s reached its cap of %d series (metrics.emf_max_series); values "
+                        "with new dimension values are dropped from /metrics",
                         sample.name,
                         self.max_series,
                     )
