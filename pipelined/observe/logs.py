@@ -191,7 +191,11 @@ def log_handler_line(level: int, line: str, function: str | None, request_id: st
     parsed = json_object(line)
     if parsed is not None:
         for observer in _observers:
-            observer(function, parsed)
+            try:
+                observer(function, parsed)
+            except Exception:
+                # Whatever a handler prints must never fail the handler's print() or the daemon.
+                logging.getLogger("pipelined.emf").exception("%s: cannot read a printed JSON line", function)
     if _function_log.isEnabledFor(level):
         extra = {"function": function, "request_id": request_id, "handler_line": True, "handler_json": parsed}
         _function_log.log(level, line, extra=extra)
