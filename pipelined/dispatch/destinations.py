@@ -39,10 +39,16 @@ class FailedBatch:
 
 def failure_record(failed: FailedBatch) -> dict[str, Any]:
     """Lambda's on-failure record for a failed batch or event."""
+    # AWS's records differ here: an asynchronous invocation's (schedules, MQTT, S3 notifications: the
+    # ones carrying requestPayload) names the version invoked, `...:function:fn:$LATEST`; a stream event
+    # source mapping's names the function unqualified (the Kinesis and DynamoDB guides' examples).
+    arn = failed.function_arn
+    if "requestPayload" in failed.context:
+        arn += f":{VERSION}"
     record: dict[str, Any] = {
         "requestContext": {
             "requestId": failed.request_id or new_request_id(),
-            "functionArn": f"{failed.function_arn}:{VERSION}",
+            "functionArn": arn,
             "condition": failed.condition,
             "approximateInvokeCount": failed.invoke_count,
         },
