@@ -108,6 +108,12 @@ def test_invoke_handler_error_prints_lambda_error_object_and_exits_1(tmp_path: P
     assert error["errorMessage"] == "boom: this handler always fails"
     assert any("handlers.py" in frame and "in fail" in frame for frame in error["stackTrace"])
     assert not any("pipelined" in frame for frame in error["stackTrace"])
+    assert list(error) == ["errorMessage", "errorType", "requestId", "stackTrace"]
+    assert f"START RequestId: {error['requestId']} " in result.stderr
+    assert (
+        "[ERROR] ValueError: boom: this handler always fails\nTraceback (most recent call last):"
+        in result.stderr
+    )
 
 
 def test_invoke_user_errors_are_one_line(tmp_path: Path) -> None:

@@ -40,8 +40,9 @@ from pipelined.functions.function import Function
 from pipelined.http.gateway import Gateway
 from pipelined.http.ops import HttpServer
 from pipelined.invoke.service import InvokeService
+from pipelined.observe.emf import EmfMetrics
 from pipelined.observe.log_store import LogStore
-from pipelined.observe.logs import setup_logging
+from pipelined.observe.logs import observe_handler_lines, setup_logging
 from pipelined.observe.metrics import Metrics
 from pipelined.state import StateStore
 
@@ -64,6 +65,8 @@ class Daemon:
         # 1 when checkpoints could not be written before the shutdown timeout.
         self.exit_code = 0
         self.metrics = Metrics()
+        # The Embedded Metric Format blobs handlers print, on /metrics (see _apply).
+        self.emf = EmfMetrics(self.metrics.registry)
         self.notifier = Notifier()
         self.service = InvokeService(self.metrics)
         self.functions: dict[str, Function] = {}
@@ -236,6 +239,7 @@ class Daemon:
 
     async def _close(self) -> None:
         # Reverse order of start-up: workers, listener, AWS clients, and the state store last.
+        observe_handler_lines(None)
         if self.api is not None:  # a no-op after a normal drain; after a failed start-up, needed
             await self._stop_api(self.api)
         functions = list(self.functions.values())
@@ -321,6 +325,8 @@ class Daemon:
             self.runners[key] = runner
             self._specs[key] = dict(plan.start)[key]
             log.info("started %s", runner.key)
+        self.emf.max_series = config.metrics.emf_max_series
+        observe_handler_lines(self.emf.observe if config.metrics.emf else None)
         self.config = config
 
     def on_ready(self) -> None:

@@ -107,8 +107,6 @@ async def _invoke(config: Config, args: argparse.Namespace, out: TextIO, err: Te
             _print_json({"StatusCode": remote.status}, out)
             return EXIT_OK
         payload = remote.payload
-        if remote.function_error and isinstance(payload, dict):
-            payload.pop("requestId", None)  # printed as an in-process invocation prints it
         _print_json(payload, out)
         return EXIT_FAILED if remote.function_error else EXIT_OK
     function = _function(config, args.function)

@@ -1,4 +1,4 @@
-"""The top-level sections of the file (http, aws, mqtt, logging) and :class:`Config`, the whole of it."""
+"""The top-level sections of the file (http, aws, mqtt, logging, metrics) and :class:`Config`."""
 
 from __future__ import annotations
 
@@ -118,6 +118,15 @@ class LoggingConfig(ConfigModel):
     store: LogStoreConfig = LogStoreConfig()
 
 
+class MetricsConfig(ConfigModel):
+    """Metrics beyond pipelined's own: the Embedded Metric Format blobs handlers print."""
+
+    # Export EMF blobs (powertools Metrics, aws-embedded-metrics) printed by handlers on /metrics.
+    emf: bool = True
+    # Series (label sets) per EMF metric; new label sets beyond it are dropped, with one warning.
+    emf_max_series: int = Field(default=1000, ge=1)
+
+
 class Config(ConfigModel):
     """The whole configuration file: settings, sections and the functions with their events."""
 
@@ -127,6 +136,7 @@ class Config(ConfigModel):
     aws: AwsConfig = AwsConfig()
     mqtt: MqttConfig = MqttConfig()
     logging: LoggingConfig = LoggingConfig()
+    metrics: MetricsConfig = MetricsConfig()
     gateway: GatewayConfig = GatewayConfig()
     api: ApiConfig = ApiConfig()
     # The default for functions without their own `isolation` (declared before `functions` for it).

@@ -117,7 +117,13 @@ class Delivery:
             decision = decide(policy, retries, _oldest(pending), time.time())
             if isinstance(decision, GiveUp):
                 return await self.give_up(
-                    succeeded, failed_batch, split.error, decision.condition, retries, first_failed_at
+                    succeeded,
+                    failed_batch,
+                    split.error,
+                    decision.condition,
+                    retries,
+                    first_failed_at,
+                    request_id=result.request_id,
                 )
             if self.stopping.is_set():
                 # Shutting down mid-retry: leave the records to the source to redeliver.
@@ -167,6 +173,7 @@ class Delivery:
         retries: int,
         first_failed_at: float | None,
         invoke_count: int | None = None,
+        request_id: str | None = None,
     ) -> Outcome:
         """Send a batch that is out of retries, too old or rejected to the on-failure destination."""
         records = batch.records
@@ -185,6 +192,7 @@ class Delivery:
             invoke_count=retries + 1 if invoke_count is None else invoke_count,
             first_failed_at=first_failed_at or time.time(),
             context=self.source.failure_context(batch),
+            request_id=request_id,
         )
         try:
             await self.destination.send(failed)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pipelined.aws import AwsClients, resolve_queue_url
 from pipelined.config import DestinationConfig
+from pipelined.core.identity import VERSION, new_request_id
 from pipelined.core.lambda_errors import LambdaError
 from pipelined.core.records import Batch
 from pipelined.core.timestamps import now_millis
@@ -32,20 +32,29 @@ class FailedBatch:
     first_failed_at: float
     # Source-specific keys: requestPayload for async sources, DDBStreamBatchInfo/KinesisBatchInfo, ...
     context: Mapping[str, Any]
+    # The request id of the last invocation (the one on its START line); None when the batch was never
+    # invoked (too old before its first invocation, rejected by its source): a fresh one is made then.
+    request_id: str | None = None
 
 
 def failure_record(failed: FailedBatch) -> dict[str, Any]:
     """Lambda's on-failure record for a failed batch or event."""
+    # AWS's records differ here: an asynchronous invocation's (schedules, MQTT, S3 notifications: the
+    # ones carrying requestPayload) names the version invoked, `...:function:fn:$LATEST`; a stream event
+    # source mapping's names the function unqualified (the Kinesis and DynamoDB guides' examples).
+    arn = failed.function_arn
+    if "requestPayload" in failed.context:
+        arn += f":{VERSION}"
     record: dict[str, Any] = {
         "requestContext": {
-            "requestId": str(uuid.uuid4()),
-            "functionArn": failed.function_arn,
+            "requestId": failed.request_id or new_request_id(),
+            "functionArn": arn,
             "condition": failed.condition,
             "approximateInvokeCount": failed.invoke_count,
         },
         "responseContext": {
             "statusCode": 200,
-            "executedVersion": "$LATEST",
+            "executedVersion": VERSION,
             "functionError": "Unhandled",
         },
         "version": "1.0",

@@ -58,9 +58,9 @@ def _exit_refused(status: int) -> NoReturn:
     raise ExitAtImportError(f"os._exit({status}) called while importing the handler module")
 
 
-def error_object(exc: BaseException) -> LambdaError:
+def error_object(exc: BaseException, request_id: str) -> LambdaError:
     """Lambda's error object for an exception raised by an inline handler."""
-    return handler_error(exc, _OWN_FRAMES)
+    return handler_error(exc, _OWN_FRAMES, request_id)
 
 
 class InlineRuntime:
@@ -115,7 +115,7 @@ class InlineRuntime:
             sys.modules.update(stale)
             if exc.__cause__ is None:  # imported, but the handler is not there
                 return LambdaError("Runtime.HandlerNotFound", str(exc))
-            return error_object(exc.__cause__)
+            return error_object(exc.__cause__, "")  # an init error has no request yet
         self.handler, self._init_duration_ms = handler, init_ms
         self.is_async = inspect.iscoroutinefunction(handler)
         self._cold = True  # the next invocation reports the init, as a new Lambda version's first does
@@ -219,7 +219,7 @@ class InlineRuntime:
                 raise  # cancelled from outside (shutdown), not by the timeout
             return None, timed_out(timeout)
         except BaseException as exc:  # a handler may raise anything, SystemExit included
-            return None, error_object(exc)
+            return None, error_object(exc, context.aws_request_id)
         finally:
             timer.cancel()
         return value, None

@@ -107,7 +107,9 @@ async def _run(function: Function, event: Any, request_id: str, client_context: 
     if reply.error is not None:
         report.log_error(identity, request_id, reply.error)
     if logging_on:
-        report.log_end(identity, request_id, duration_ms, execution.init_duration_ms, reply.max_memory_mb)
+        report.log_end(
+            identity, request_id, duration_ms, execution.init_duration_ms, reply.max_memory_mb, reply.error
+        )
     return InvokeResult(request_id, reply.value, reply.error, duration_ms, execution.init_duration_ms)
 
 

@@ -9,7 +9,8 @@ from pipelined.observe.logs import current_invocation
 
 # Lambda returns the last 4 KB of the invocation's log.
 TAIL_BYTES = 4096
-# START, END and REPORT are written bare, as Lambda writes them; the rest as Lambda's Python runtime does.
+# START, END, REPORT, printed lines and the function error are written bare, as Lambda writes them; logging
+# records as Lambda's Python runtime does.
 _PLATFORM_LOGGER = "pipelined.lambda"
 
 
@@ -46,7 +47,9 @@ class LogTail(logging.Handler):
         if lines is None:
             return
         message = record.getMessage()
-        if record.name == _PLATFORM_LOGGER and message.startswith(("START ", "END ", "REPORT ")):
+        bare = getattr(record, "handler_line", False) or getattr(record, "lambda_error", None) is not None
+        if bare or (record.name == _PLATFORM_LOGGER and message.startswith(("START ", "END ", "REPORT "))):
+            # Printed lines and awslambdaric's `[ERROR] Type: message` block are bare in Lambda's tail.
             lines.append(message + "\n")
         else:
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import signal
 import socket
 import time
@@ -127,6 +128,11 @@ def test_failing_handler_is_retried_then_parked_and_redrive_reinvokes_it(tmp_pat
     assert shown["event"] == {"order": 42}
     assert shown["failureRecord"]["requestPayload"] == {"order": 42}
     assert shown["failureRecord"]["requestContext"]["approximateInvokeCount"] == 2
+    # The failure record names the last attempt by the request id of its START line, as Lambda's does.
+    starts = re.findall(r"\[ticker\] START RequestId: (\S+) Version: \$LATEST", proc.logs())
+    assert len(starts) == 2 and shown["failureRecord"]["requestContext"]["requestId"] == starts[-1]
+    assert shown["failureRecord"]["requestContext"]["functionArn"].endswith(":function:ticker:$LATEST")
+    assert shown["error"]["requestId"] == starts[-1]
     assert shown["error"]["errorType"] == "RuntimeError"
 
     again = run_cli("dlq", "redrive", entry_id, "-c", str(config), env=env)
@@ -257,12 +263,14 @@ def test_json_log_format_gives_one_object_per_line(tmp_path: Path, daemon) -> No
         logging={"format": "json"},
     )
     proc = daemon(config, env={"RECORD_FILE": records})
-    wait_until(lambda: "REPORT RequestId" in proc.logs(), timeout=10)
+    wait_until(lambda: '"type": "platform.report"' in proc.logs(), timeout=10)
     lines = [json.loads(line) for line in proc.logs().splitlines() if line.strip()]
-    report = next(line for line in lines if line["message"].startswith("REPORT"))
-    assert report["function"] == "ticker" and report["level"] == "INFO" and report["requestId"]
-    printed = next(line for line in lines if line["message"].startswith("recorded "))
-    assert printed["requestId"] == printed["message"].split()[1]
+    # START/END/REPORT are Lambda's platform records.
+    report = next(line for line in lines if line.get("type") == "platform.report")
+    assert report["function"] == "ticker" and report["record"]["requestId"]
+    assert report["record"]["status"] == "success" and report["record"]["metrics"]["durationMs"] >= 0
+    printed = next(line for line in lines if line.get("message", "").startswith("recorded "))
+    assert printed["requestId"] == printed["message"].split()[1] and printed["level"] == "INFO"
 
 
 def test_unknown_handler_module_fails_start_with_a_clear_message(tmp_path: Path) -> None:

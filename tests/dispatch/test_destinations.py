@@ -40,7 +40,9 @@ STREAM_INFO = {
 }
 
 
-def failed(context: dict[str, Any], error: LambdaError | None = ERROR) -> FailedBatch:
+def failed(
+    context: dict[str, Any], error: LambdaError | None = ERROR, request_id: str | None = None
+) -> FailedBatch:
     return FailedBatch(
         function="fn",
         function_arn="arn:aws:lambda:us-east-1:000000000000:function:fn",
@@ -51,6 +53,7 @@ def failed(context: dict[str, Any], error: LambdaError | None = ERROR) -> Failed
         invoke_count=4,
         first_failed_at=1700000000.0,
         context=context,
+        request_id=request_id,
     )
 
 
@@ -62,8 +65,10 @@ async def state(tmp_path: Path) -> AsyncIterator[StateStore]:
 
 
 def test_a_stream_failure_record_has_lambdas_shape_and_no_records() -> None:
-    record = failure_record(failed(STREAM_INFO))
+    record = failure_record(failed(STREAM_INFO, request_id="req-1"))
+    assert record["requestContext"]["requestId"] == "req-1"  # the last invocation's
     assert set(record) == {"requestContext", "responseContext", "version", "timestamp", "KinesisBatchInfo"}
+    # A stream mapping's record names the function unqualified (AWS's Kinesis example).
     assert record["requestContext"]["functionArn"] == "arn:aws:lambda:us-east-1:000000000000:function:fn"
     assert record["requestContext"]["condition"] == "RetryAttemptsExhausted"
     assert record["requestContext"]["approximateInvokeCount"] == 4
@@ -79,6 +84,9 @@ def test_a_stream_failure_record_has_lambdas_shape_and_no_records() -> None:
 def test_an_async_failure_record_carries_the_event_and_the_functions_error() -> None:
     record = failure_record(failed({"requestPayload": {"n": 1}}))
     assert record["requestPayload"] == {"n": 1}
+    # An asynchronous invocation's record names the version invoked.
+    arn = "arn:aws:lambda:us-east-1:000000000000:function:fn:$LATEST"
+    assert record["requestContext"]["functionArn"] == arn
     assert record["responsePayload"] == {
         "errorMessage": "boom",
         "errorType": "ValueError",

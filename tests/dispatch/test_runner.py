@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -161,7 +162,10 @@ async def test_return_value_is_ignored_without_report_batch_item_failures() -> N
 # --- retries, bisect, age, dead letters --------------------------------------------------------------
 
 
-async def test_failed_batch_is_retried_then_dead_lettered_with_the_failure_record(state: StateStore) -> None:
+async def test_failed_batch_is_retried_then_dead_lettered_with_the_failure_record(
+    state: StateStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "pipelined.lambda")
     policy = RetryPolicy(maximum_retry_attempts=2, backoff_base=0.01, backoff_max=0.02)
     r = runner(runtime("poison"), MemorySource(retry_policy=policy), state)
     outcome = await r.deliver(batch_of({"id": "a", "poison": True}))
@@ -174,7 +178,11 @@ async def test_failed_batch_is_retried_then_dead_lettered_with_the_failure_recor
     record = entry.failure_record
     assert record["requestContext"]["approximateInvokeCount"] == 3
     assert record["requestContext"]["condition"] == "RetriesExhausted"
-    assert record["requestContext"]["functionArn"] == "arn:aws:lambda:eu-west-1:000000000000:function:fn"
+    arn = "arn:aws:lambda:eu-west-1:000000000000:function:fn"
+    assert record["requestContext"]["functionArn"] == arn + ":$LATEST"
+    # The request id of the last attempt: the one on its START line.
+    starts = [r.getMessage().split()[2] for r in caplog.records if r.getMessage().startswith("START ")]
+    assert len(starts) == 3 and record["requestContext"]["requestId"] == starts[-1]
     assert record["responseContext"] == {
         "statusCode": 200,
         "executedVersion": "$LATEST",

@@ -28,7 +28,8 @@ def test_invoke_goes_through_the_running_daemons_api(
     failed = run_cli("invoke", "failing", "-c", str(config), "--payload", '{"n": 4}')
     assert failed.returncode == 1
     error = json.loads(failed.stdout)
-    assert list(error) == ["errorMessage", "errorType", "stackTrace"]
+    # The error object as the Lambda API returns it (and as an in-process invocation prints it).
+    assert list(error) == ["errorMessage", "errorType", "requestId", "stackTrace"]
     assert error["errorMessage"] == "cannot handle 4"
 
     queued = run_cli("invoke", "fn", "-c", str(config), "--invocation-type", "Event", "--payload", '{"b": 2}')

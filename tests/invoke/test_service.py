@@ -68,7 +68,9 @@ async def test_a_handler_error_is_a_typed_lambda_error_with_the_handlers_stack(m
     assert any("batch_handlers.py" in frame for frame in result.error.stack_trace or ())
     assert not any("pipelined" in frame for frame in result.error.stack_trace or ())
     payload = result.error.payload()
-    assert list(payload) == ["errorMessage", "errorType", "stackTrace"]
+    # awslambdaric's error object, key for key, with the invocation's own request id.
+    assert list(payload) == ["errorMessage", "errorType", "requestId", "stackTrace"]
+    assert payload["requestId"] == result.request_id
     assert sample(metrics, "pipelined_errors_total", source="api") == 1
     assert sample(metrics, "pipelined_invocations_total", source="api") == 1
 

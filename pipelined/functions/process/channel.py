@@ -14,7 +14,7 @@ from typing import Any
 
 from pipelined.functions.process import protocol
 from pipelined.functions.process.protocol import FrameBuffer, FrameError
-from pipelined.observe.logs import FUNCTION_LOGGER
+from pipelined.observe.logs import FUNCTION_LOGGER, log_handler_line
 
 log = logging.getLogger("pipelined.isolation")
 
@@ -116,16 +116,7 @@ class WorkerProcess(asyncio.Protocol):
     def _dispatch(self, message: dict[str, Any]) -> None:
         kind = message["t"]
         if kind == protocol.LOG:
-            level, text, request_id = message.get("level"), message.get("msg"), message.get("id")
-            self._logger.log(
-                level if isinstance(level, int) else logging.INFO,
-                "%s",
-                text if isinstance(text, str) else repr(text),
-                extra={
-                    "function": self.function,
-                    "request_id": request_id if isinstance(request_id, str) else None,
-                },
-            )
+            self._log(message)
             return
         rss = message.get("rss")
         if isinstance(rss, int):
@@ -138,6 +129,29 @@ class WorkerProcess(asyncio.Protocol):
                 self.ready.set_result(message)
         elif kind == protocol.OOM:
             self.out_of_memory = True
+
+    def _log(self, message: dict[str, Any]) -> None:
+        # Everything in a LOG frame comes from handler code: each field is checked before use.
+        level, text, request_id = message.get("level"), message.get("msg"), message.get("id")
+        level = level if isinstance(level, int) else logging.INFO
+        text = text if isinstance(text, str) else repr(text)
+        request_id = request_id if isinstance(request_id, str) else None
+        if message.get("line"):
+            log_handler_line(level, text, self.function, request_id)
+            return
+        if not self._logger.isEnabledFor(level):
+            return
+        extra: dict[str, Any] = {"function": self.function, "request_id": request_id}
+        logger, exc, exc_text, fields = (message.get(k) for k in ("logger", "exc", "exc_text", "extra"))
+        if isinstance(logger, str):
+            extra["handler_logger"] = logger
+        if isinstance(exc, dict):
+            extra["handler_exc"] = exc
+        if isinstance(exc_text, str):
+            extra["handler_exc_text"] = exc_text
+        if isinstance(fields, dict):
+            extra["handler_extra"] = fields
+        self._logger.log(level, "%s", text, extra=extra)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.lost.done():

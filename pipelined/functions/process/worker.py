@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from pipelined.core.context import LambdaContext, client_context
-from pipelined.core.lambda_errors import handler_error
+from pipelined.core.lambda_errors import exception_fields, handler_error
 from pipelined.functions.process import exec_worker, protocol
 from pipelined.functions.process.protocol import BlockingChannel
 
@@ -50,14 +50,14 @@ class _Output(io.TextIOBase):
     def write(self, text: str) -> int:
         *lines, self._partial = (self._partial + text).split("\n")
         for line in lines:
-            _send_log(self._channel, self._level, line)
+            _send_line(self._channel, self._level, line)
         return len(text)
 
     def end_invocation(self) -> None:
         """Emit a last line that had no trailing newline, so it stays with its invocation."""
         if self._partial:
             line, self._partial = self._partial, ""
-            _send_log(self._channel, self._level, line)
+            _send_line(self._channel, self._level, line)
 
     def fileno(self) -> int:
         return self._fd
@@ -76,21 +76,45 @@ class _ChannelLogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            message = record.getMessage()
-            if record.exc_info:
-                message += "\n" + logging.Formatter().formatException(record.exc_info)
-            _send_log(self._channel, record.levelno, message)
+            # The daemon formats it as an inline record: Lambda's JSON log format needs the logger's
+            # name and the exception's parts, not just the text.
+            frame: dict[str, Any] = {
+                "t": protocol.LOG,
+                "id": _current_request,
+                "level": record.levelno,
+                "msg": record.getMessage(),
+                "logger": record.name,
+            }
+            fields = exception_fields(record)
+            if fields and record.exc_info:
+                frame["exc"] = fields
+                frame["exc_text"] = logging.Formatter().formatException(record.exc_info)
+            extra = {
+                key: value if isinstance(value, _JSON_SCALARS) else str(value)
+                for key, value in record.__dict__.items()
+                if key not in _RECORD_FIELDS
+            }
+            if extra:
+                frame["extra"] = extra
+            self._channel.send(protocol.encode(frame))
         except Exception:
             self.handleError(record)
 
 
-def _send_log(channel: BlockingChannel, level: int, message: str) -> None:
-    channel.send(protocol.encode({"t": protocol.LOG, "id": _current_request, "level": level, "msg": message}))
+# The attributes every LogRecord has: anything else came from the caller's `extra`.
+_RECORD_FIELDS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+_JSON_SCALARS = (str, int, float, bool, type(None))
 
 
-def error_object(exc: BaseException) -> dict[str, Any]:
+def _send_line(channel: BlockingChannel, level: int, line: str) -> None:
+    # "line": a line the handler wrote to stdout/stderr, passed through as written.
+    frame = {"t": protocol.LOG, "id": _current_request, "level": level, "msg": line, "line": True}
+    channel.send(protocol.encode(frame))
+
+
+def error_object(exc: BaseException, request_id: str = "") -> dict[str, Any]:
     """Lambda's error object for an exception raised by handler code in this worker."""
-    return handler_error(exc, _OWN_FRAMES).payload()
+    return handler_error(exc, _OWN_FRAMES, request_id).payload()
 
 
 def _status_kb(field: str) -> int:
@@ -201,7 +225,7 @@ def _serve(spec: dict[str, Any], channel: BlockingChannel) -> int:
             # Leaving the except block frees the exception and the frames holding the memory.
             out_of_memory = True
         except BaseException as exc:  # a handler may raise anything, SystemExit included
-            reply["error"] = error_object(exc)
+            reply["error"] = error_object(exc, request_id)
         for output in outputs:
             if isinstance(output, _Output):
                 output.end_invocation()
@@ -217,6 +241,7 @@ def _serve(spec: dict[str, Any], channel: BlockingChannel) -> int:
             error = {
                 "errorMessage": f"Unable to marshal response: {exc}",
                 "errorType": "Runtime.MarshalError",
+                "requestId": request_id,
                 "stackTrace": [],
             }
             frame = protocol.encode(

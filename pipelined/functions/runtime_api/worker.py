@@ -21,6 +21,7 @@ from typing import Any
 
 from pipelined.core.lambda_errors import LambdaError
 from pipelined.functions.process.channel import Answer, WorkerProcess, peak_rss_kb
+from pipelined.observe.logs import log_handler_line
 
 log = logging.getLogger("pipelined.isolation")
 
@@ -135,9 +136,7 @@ class ApiWorker(WorkerProcess):
             request_id = None if tagged in ("undefined", "") else tagged
             level = _LEVELS.get(name, logging.INFO)
             line = line.replace("\r", "\n")
-        self._logger.log(
-            level, "%s", line.rstrip("\r"), extra={"function": self.function, "request_id": request_id}
-        )
+        log_handler_line(level, line.rstrip("\r"), self.function, request_id)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._partial:

@@ -50,7 +50,8 @@ def test_a_thrown_error_reaches_the_dlq_with_nodes_error_object(
     assert error["trace"][0] == "Error: asked to fail"
     request_id = read_records(records)[0]["requestId"]
     logs = wait_until(lambda: f"REPORT RequestId: {request_id}" in proc.logs() and proc.logs())
-    assert "ERROR [thrower] Error: asked to fail" in logs
+    # The function error line names its request, like every line of an invocation but START/END/REPORT.
+    assert f"ERROR [thrower] {request_id} Error: asked to fail" in logs
     assert "Max Memory Used: " in logs
 
 
