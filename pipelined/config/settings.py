@@ -60,6 +60,15 @@ class AwsConfig(ConfigModel):
     endpoint_url: Annotated[
         str | None, BeforeValidator(lambda v: None if v == "" else v), AfterValidator(_http_url)
     ] = None
+    # The account in every ARN pipelined makes; None: the endpoint's own (STS GetCallerIdentity).
+    account_id: (
+        Annotated[
+            str,
+            BeforeValidator(lambda v: str(v) if isinstance(v, int) and not isinstance(v, bool) else v),
+            AfterValidator(matches(r"\d{12}", "an account id of 12 digits (quoted in YAML)")),
+        ]
+        | None
+    ) = None
 
 
 class MqttConfig(ConfigModel):

@@ -16,10 +16,13 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from pipelined.config import FunctionConfig
-from pipelined.core.context import LambdaContext, client_context
+from pipelined.core.context import LambdaContext
 from pipelined.core.identity import FunctionIdentity
 from pipelined.core.lambda_errors import LambdaError, handler_error, timed_out
+from pipelined.core.tracing import VARIABLE as TRACE_VARIABLE
+from pipelined.core.tracing import new_trace_id
 from pipelined.errors import HandlerLoadError
+from pipelined.functions.credentials import RoleCredentials, RoleError, role_error
 from pipelined.functions.environ import function_environment, install_environ_overlay
 from pipelined.functions.runtime import Execution, Invocation, Reply
 from pipelined.functions.threads import handler_threads
@@ -51,11 +54,16 @@ class InlineRuntime:
     """Imports the handler once (a cold start at load) and runs every invocation in the daemon."""
 
     def __init__(
-        self, identity: FunctionIdentity, config: FunctionConfig, environment: Mapping[str, str]
+        self,
+        identity: FunctionIdentity,
+        config: FunctionConfig,
+        environment: Mapping[str, str],
+        credentials: RoleCredentials | None = None,
     ) -> None:
         self.identity = identity
         self.config = config
         self.environment = environment
+        self.credentials = credentials
         self.handler: Callable[..., Any] | None = None
         self.is_async = False
         self._init_duration_ms: float | None = None
@@ -116,20 +124,20 @@ class InlineRuntime:
 
     async def run(self, execution: Execution, invocation: Invocation) -> Reply:
         identity = self.identity
+        # The variables of this invocation only, through the overlay: its trace header, and the role's
+        # credentials (handlers read them per client; module-level clients made at import do not).
+        environment = {**self.environment, TRACE_VARIABLE: invocation.trace_id or new_trace_id()}
+        if self.credentials is not None:
+            try:
+                environment.update((await self.credentials.get()).variables)
+            except RoleError as exc:
+                return Reply(None, role_error(exc))
         context = LambdaContext(
-            identity.name,
-            identity.arn,
-            identity.memory_mb,
-            invocation.request_id,
-            identity.log_group,
-            identity.log_stream,
-            invocation.deadline,
+            environment, invocation.request_id, identity.arn, invocation.deadline, invocation.client_context
         )
-        if invocation.client_context is not None:
-            context.client_context = client_context(invocation.client_context)
         scope = InvocationScope(identity.name, invocation.request_id)
         scope_token = current_invocation.set(scope)
-        env_token = function_environment.set(self.environment)
+        env_token = function_environment.set(environment)
         try:
             value, error = await self._run(invocation.event, context, invocation.timeout)
         finally:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from pipelined.config import FunctionConfig
 from pipelined.core.identity import FunctionIdentity
+from pipelined.functions.credentials import RoleCredentials
 from pipelined.functions.process.pool import WorkerPool
 from pipelined.functions.process.spec import WorkerSpec
 from pipelined.functions.runtime import Execution, Invocation, Reply
@@ -21,11 +22,13 @@ class ProcessRuntime:
         config: FunctionConfig,
         environment: Mapping[str, str],
         metrics: FunctionMetrics | None = None,
+        credentials: RoleCredentials | None = None,
     ) -> None:
         self.identity = identity
         self.config = config
         self.environment = environment
         self.metrics = metrics
+        self.credentials = credentials
         self.pool: WorkerPool | None = None
 
     def load(self) -> None:
@@ -35,6 +38,7 @@ class ProcessRuntime:
                 self.identity.name, self.config, self.identity.arn, self.identity.log_stream, self.environment
             )
             self.pool = self._new_pool(spec)
+            self.pool.credentials = self.credentials
 
     def _new_pool(self, spec: WorkerSpec) -> WorkerPool:
         """The pool of this runtime's workers (the Runtime API runtime's run a program instead)."""
@@ -61,6 +65,7 @@ class ProcessRuntime:
             invocation.request_id,
             invocation.timeout,
             invocation.client_context,
+            invocation.trace_id,
         )
 
     async def close(self, timeout: float) -> None:
