@@ -151,6 +151,12 @@ class Config(ConfigModel):
                     (name, "provisioned_concurrency"),
                     "needs isolation: process (an inline function has no workers to start ahead)",
                 )
+            if function.role and function.isolation != "process":
+                raise FieldValueError(
+                    (name, "role"),
+                    "needs isolation: process (inline handlers share the daemon's process, and boto3 "
+                    "resolves its credentials once per process)",
+                )
             resolved[name] = function
         return resolved
 

@@ -93,7 +93,7 @@ class Function:
         elif config.isolation == "process":
             self.runtime = ProcessRuntime(self.identity, config, self.environment, metrics, credentials)
         else:
-            self.runtime = InlineRuntime(self.identity, config, self.environment, credentials)
+            self.runtime = InlineRuntime(self.identity, config, self.environment)
         limit = config.reserved_concurrency
         self._slots = asyncio.Semaphore(limit) if limit is not None else None
         # Invocations in flight: read by the ConcurrentExecutions gauge at scrape time.

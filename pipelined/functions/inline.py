@@ -22,7 +22,6 @@ from pipelined.core.lambda_errors import LambdaError, handler_error, timed_out
 from pipelined.core.tracing import VARIABLE as TRACE_VARIABLE
 from pipelined.core.tracing import new_trace_id
 from pipelined.errors import HandlerLoadError
-from pipelined.functions.credentials import RoleCredentials, RoleError, role_error
 from pipelined.functions.environ import function_environment, install_environ_overlay
 from pipelined.functions.runtime import Execution, Invocation, Reply
 from pipelined.functions.threads import handler_threads
@@ -58,12 +57,10 @@ class InlineRuntime:
         identity: FunctionIdentity,
         config: FunctionConfig,
         environment: Mapping[str, str],
-        credentials: RoleCredentials | None = None,
     ) -> None:
         self.identity = identity
         self.config = config
         self.environment = environment
-        self.credentials = credentials
         self.handler: Callable[..., Any] | None = None
         self.is_async = False
         self._init_duration_ms: float | None = None
@@ -124,14 +121,9 @@ class InlineRuntime:
 
     async def run(self, execution: Execution, invocation: Invocation) -> Reply:
         identity = self.identity
-        # The variables of this invocation only, through the overlay: its trace header, and the role's
-        # credentials (handlers read them per client; module-level clients made at import do not).
+        # This invocation's own variable, through the overlay: its trace header. (`role` needs process
+        # isolation: boto3 resolves credentials once per process, and the daemon is one process.)
         environment = {**self.environment, TRACE_VARIABLE: invocation.trace_id or new_trace_id()}
-        if self.credentials is not None:
-            try:
-                environment.update((await self.credentials.get()).variables)
-            except RoleError as exc:
-                return Reply(None, role_error(exc))
         context = LambdaContext(
             environment, invocation.request_id, identity.arn, invocation.deadline, invocation.client_context
         )
