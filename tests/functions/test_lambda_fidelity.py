@@ -85,7 +85,8 @@ def test_sqs_trace_header_reaches_a_tracer_handler_and_every_arn_has_the_endpoin
 ) -> None:
     sqs = boto3.client("sqs")
     queue = sqs.create_queue(QueueName="traced")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    attributes = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]
+    queue_arn = attributes["QueueArn"]
     records = tmp_path / "records.jsonl"
     events = [
         {"type": "sqs", "queue": queue, "batch_size": 1},
