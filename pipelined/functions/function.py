@@ -92,6 +92,9 @@ class Function:
             self.runtime = RuntimeApiRuntime(self.identity, config, self.environment, metrics, credentials)
         elif config.isolation == "process":
             self.runtime = ProcessRuntime(self.identity, config, self.environment, metrics, credentials)
+        elif credentials is not None:
+            # Config refuses it too (FILE:LINE); this guards functions built in code.
+            raise PipelinedError(f"function {name}: `role` needs isolation: process")
         else:
             self.runtime = InlineRuntime(self.identity, config, self.environment)
         limit = config.reserved_concurrency

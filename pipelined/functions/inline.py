@@ -53,10 +53,7 @@ class InlineRuntime:
     """Imports the handler once (a cold start at load) and runs every invocation in the daemon."""
 
     def __init__(
-        self,
-        identity: FunctionIdentity,
-        config: FunctionConfig,
-        environment: Mapping[str, str],
+        self, identity: FunctionIdentity, config: FunctionConfig, environment: Mapping[str, str]
     ) -> None:
         self.identity = identity
         self.config = config
