@@ -92,16 +92,7 @@ async def run_bare(batches: int, workdir: Path) -> float:
     events = [{"Records": [{"n": i * BATCH + j} for j in range(BATCH)]} for i in range(batches)]
     started = time.perf_counter()
     for event in events:
-        identity = function.identity
-        context = LambdaContext(
-            identity.name,
-            identity.arn,
-            identity.memory_mb,
-            "request-id",
-            identity.log_group,
-            identity.log_stream,
-            time.monotonic() + 30,
-        )
+        context = LambdaContext(function.environment, "request-id", function.arn, time.monotonic() + 30)
         outcomes.append(await loop.run_in_executor(pool, handler, event, context))
     elapsed = time.perf_counter() - started
     pool.shutdown()

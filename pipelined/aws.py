@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,7 +12,9 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 
 from pipelined.config import AwsConfig
-from pipelined.core.identity import parse_arn
+from pipelined.core.identity import DEFAULT_ACCOUNT_ID, parse_arn
+
+log = logging.getLogger("pipelined.aws")
 
 MAX_POOL_CONNECTIONS = 1000
 
@@ -23,6 +27,8 @@ CONNECT_TIMEOUT = 3.0
 LONG_POLL_TIMEOUT = 30.0
 # A probe of a long-polling source's endpoint: one attempt, a short timeout.
 PROBE_TIMEOUT = 2.0
+# Finding the account may also mean looking for credentials (instance metadata): bounded as a whole.
+ACCOUNT_TIMEOUT = 3.0
 
 
 class AwsClients:
@@ -33,6 +39,7 @@ class AwsClients:
         self._session = get_session()
         self._stack = contextlib.AsyncExitStack()
         self._clients: dict[tuple[str, str], Any] = {}
+        self._account: str | None = config.account_id
         retries: dict[str, Any] = {"mode": "standard"}
         if max_attempts is not None:
             retries["max_attempts"] = max_attempts
@@ -78,10 +85,51 @@ class AwsClients:
             self._clients[key] = await self._stack.enter_async_context(creator)
         return self._clients[key]
 
+    async def account_id(self) -> str:
+        """The account in pipelined's ARNs: `aws.account_id`, else the endpoint's own, else 000000000000.
+
+        The endpoint is asked once (STS GetCallerIdentity, one short attempt); when it cannot say, one
+        log line tells which account is used instead.
+        """
+        if self._account is None:
+            try:
+                identity = await asyncio.wait_for(self._caller_identity(), ACCOUNT_TIMEOUT)
+                self._account = str(identity["Account"])
+            except Exception as exc:
+                log.warning(
+                    "cannot ask the endpoint for its account id (%s); using %s (aws.account_id sets one)",
+                    describe(exc),
+                    DEFAULT_ACCOUNT_ID,
+                )
+                self._account = DEFAULT_ACCOUNT_ID
+        return self._account
+
+    async def _caller_identity(self) -> Any:
+        sts = await self.client("sts", "probe")
+        return await sts.get_caller_identity()
+
     async def close(self) -> None:
         """Close every client opened so far."""
         self._clients.clear()
         await self._stack.aclose()
+
+
+class LazyClients:
+    """AwsClients made on first use, for a command that may need none (`pipelined invoke`)."""
+
+    def __init__(self, config: AwsConfig) -> None:
+        self.config = config
+        self.clients: AwsClients | None = None
+
+    def __call__(self) -> AwsClients:
+        if self.clients is None:
+            self.clients = AwsClients(self.config)
+        return self.clients
+
+    async def close(self) -> None:
+        """Close the clients if they were made."""
+        if self.clients is not None:
+            await self.clients.close()
 
 
 def aws_error(exc: BaseException) -> Mapping[str, Any]:

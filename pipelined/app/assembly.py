@@ -6,9 +6,12 @@ runner is wired the same way everywhere.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pipelined.aws import AwsClients
 from pipelined.config import Config, DestinationConfig, EventSourceConfig, FunctionConfig
 from pipelined.core.filtering import compile_patterns
+from pipelined.core.identity import DEFAULT_ACCOUNT_ID
 from pipelined.dispatch.destinations import Destination, make_destination
 from pipelined.dispatch.runner import SourceRunner
 from pipelined.functions.function import Function
@@ -22,13 +25,25 @@ from pipelined.state import StateStore
 DEFAULT_DESTINATION = DestinationConfig(destination="sqlite")
 
 
-def build_function(name: str, config: Config, metrics: Metrics | None = None) -> Function:
-    """One configured function, not yet loaded (`load()` imports it or prepares its workers)."""
+def build_function(
+    name: str,
+    config: Config,
+    metrics: Metrics | None = None,
+    account: str | None = None,
+    aws: Callable[[], AwsClients] | None = None,
+) -> Function:
+    """One configured function, not yet loaded (`load()` imports it or prepares its workers).
+
+    `account` is the daemon's one account id (AwsClients.account_id; default `aws.account_id` or
+    000000000000); `aws` gives the clients a function with `role` assumes it through.
+    """
     return Function(
         name,
         config.functions[name],
         config.aws.region,
         metrics.for_function(name) if metrics is not None else None,
+        account or config.aws.account_id or DEFAULT_ACCOUNT_ID,
+        aws,
     )
 
 

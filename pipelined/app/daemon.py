@@ -282,13 +282,21 @@ class Daemon:
         plan = plan_reload(None if initial else self.config, config, loaded, self._specs)
         # Build everything new before stopping anything, so a handler that fails to import leaves
         # the running pipeline untouched.
-        new_functions = {name: build_function(name, config, self.metrics) for name in plan.build}
-        for function in new_functions.values():
-            function.load()
-        functions = {n: f for n, f in self.functions.items() if n in config.functions} | new_functions
         previous_aws = self.aws
         if plan.aws_changed:
             self.aws = AwsClients(config.aws)
+        try:
+            # One account id in every ARN (asked of the endpoint once per set of clients).
+            account = await self.aws.account_id()
+            new_functions = {
+                name: build_function(name, config, self.metrics, account, self._aws) for name in plan.build
+            }
+            for function in new_functions.values():
+                function.load()
+        except BaseException:
+            self.aws = previous_aws
+            raise
+        functions = {n: f for n, f in self.functions.items() if n in config.functions} | new_functions
         try:
             new_runners = {
                 key: build_runner(

@@ -20,6 +20,7 @@ from typing import Any, TextIO
 from pipelined.app.assembly import build_function
 from pipelined.app.dev_commands import events_command, sample_options
 from pipelined.app.remote import api_endpoint, invoke_remote
+from pipelined.aws import LazyClients
 from pipelined.cli.parser import build_parser
 from pipelined.config import Config, load_config
 from pipelined.core.timestamps import iso_seconds
@@ -87,9 +88,10 @@ def _check_function(config: Config, name: str) -> None:
         raise UsageError(f"no function '{name}' in {config.source_path} (functions: {known})")
 
 
-def _function(config: Config, name: str) -> Function:
+def _function(config: Config, name: str, aws: LazyClients) -> Function:
+    # The account is `aws.account_id` (or 000000000000): a one-shot invocation does not ask STS.
     _check_function(config, name)
-    function = build_function(name, config)
+    function = build_function(name, config, aws=aws)
     function.load()
     return function
 
@@ -109,7 +111,8 @@ async def _invoke(config: Config, args: argparse.Namespace, out: TextIO, err: Te
         payload = remote.payload
         _print_json(payload, out)
         return EXIT_FAILED if remote.function_error else EXIT_OK
-    function = _function(config, args.function)
+    aws = LazyClients(config.aws)
+    function = _function(config, args.function, aws)
     if args.invocation_type == "DryRun":
         _print_json({"StatusCode": 204}, out)
         return EXIT_OK
@@ -118,6 +121,7 @@ async def _invoke(config: Config, args: argparse.Namespace, out: TextIO, err: Te
         result = await InvokeService().invoke(function, event)
     finally:
         await function.close()  # isolation: process: stop the worker
+        await aws.close()
     if args.invocation_type == "Event":
         _print_json({"StatusCode": 202}, out)
         return EXIT_OK
@@ -179,11 +183,12 @@ async def _dlq_command(state: StateStore, config: Config, args: argparse.Namespa
         entries = [entry]
     runtimes: dict[str, Function] = {}
     service = InvokeService()
+    aws = LazyClients(config.aws)
     failures = 0
     try:
         for e in entries:
             if e.function not in runtimes:
-                runtimes[e.function] = _function(config, e.function)
+                runtimes[e.function] = _function(config, e.function, aws)
             result = await service.invoke(runtimes[e.function], e.event)
             if result.ok:
                 await state.dead_letters.delete([e.id])
@@ -197,6 +202,7 @@ async def _dlq_command(state: StateStore, config: Config, args: argparse.Namespa
     finally:
         for runtime in runtimes.values():
             await runtime.close()  # isolation: process: stop the workers
+        await aws.close()
     out.write(f"redrove {len(entries) - failures} of {len(entries)} parked event(s)\n")
     return EXIT_OK if failures == 0 else EXIT_FAILED
 

@@ -39,6 +39,16 @@ EnvValue = Annotated[str, BeforeValidator(_env_value)]
 FunctionName = Annotated[
     str, AfterValidator(matches(r"[A-Za-z0-9_-]{1,64}", "1-64 letters, digits, '_' or '-'"))
 ]
+# An IAM role ARN, as Lambda's CreateFunction validates it (the partition may be aws-cn, aws-us-gov, ...).
+RoleArn = Annotated[
+    str,
+    AfterValidator(
+        matches(
+            r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}",
+            "a role ARN: arn:aws:iam::ACCOUNT:role/NAME",
+        )
+    ),
+]
 # inline: the handler runs inside the daemon (fastest); process: in warm worker processes (docs/isolation.md).
 Isolation = Literal["inline", "process"]
 
@@ -55,6 +65,8 @@ class FunctionConfig(ConfigModel):
     timeout: Duration = Field(default=3.0, ge=1, le=900)
     memory_mb: int = Field(default=128, ge=128, le=10240)
     environment: dict[EnvName, EnvValue] = Field(default_factory=dict)
+    # The execution role the daemon assumes for the function (None: the daemon's own credentials).
+    role: RoleArn | None = None
     reserved_concurrency: int | None = Field(default=None, ge=0)
     # None until Config resolves it from the top-level `isolation`.
     isolation: Isolation | None = None

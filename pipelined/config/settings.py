@@ -68,6 +68,15 @@ class AwsConfig(ConfigModel):
     endpoint_url: Annotated[
         str | None, BeforeValidator(lambda v: None if v == "" else v), AfterValidator(_http_url)
     ] = None
+    # The account in every ARN pipelined makes; None: the endpoint's own (STS GetCallerIdentity).
+    account_id: (
+        Annotated[
+            str,
+            BeforeValidator(lambda v: str(v) if isinstance(v, int) and not isinstance(v, bool) else v),
+            AfterValidator(matches(r"\d{12}", "an account id of 12 digits (quoted in YAML)")),
+        ]
+        | None
+    ) = None
 
 
 class MqttConfig(ConfigModel):
@@ -170,6 +179,12 @@ class Config(ConfigModel):
                 raise FieldValueError(
                     (name, "provisioned_concurrency"),
                     "needs isolation: process (an inline function has no workers to start ahead)",
+                )
+            if function.role and function.isolation != "process":
+                raise FieldValueError(
+                    (name, "role"),
+                    "needs isolation: process (inline handlers share the daemon's process, and boto3 "
+                    "resolves its credentials once per process)",
                 )
             resolved[name] = function
         return resolved

@@ -56,11 +56,18 @@ class FunctionIdentity:
     memory_mb: int = 128
     timeout: float = 3.0
     log_stream: str = ""
+    # The execution role (`role:`); None: the function has none, and ARNs name `role/NAME`.
+    role: str | None = None
 
     @property
     def arn(self) -> str:
         """The function's unqualified ARN."""
         return function_arn(self.region, self.account, self.name)
+
+    @property
+    def role_arn(self) -> str:
+        """The execution role's ARN: the configured `role`, else arn:aws:iam::ACCOUNT:role/NAME."""
+        return self.role or role_arn(self.account, self.name)
 
     @property
     def log_group(self) -> str:

@@ -5,36 +5,57 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import sys
 from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from typing import Any
 
+from pipelined.aws import AwsClients
 from pipelined.config import FunctionConfig
 from pipelined.config.runtimes import family
 from pipelined.core.identity import DEFAULT_ACCOUNT_ID, FunctionIdentity, new_log_stream_name
 from pipelined.core.lambda_errors import LambdaError
+from pipelined.errors import PipelinedError
+from pipelined.functions.credentials import RoleCredentials
 from pipelined.functions.inline import InlineRuntime
 from pipelined.functions.process.runtime import ProcessRuntime
 from pipelined.functions.runtime import Runtime
 from pipelined.functions.runtime_api.runtime import RuntimeApiRuntime
 from pipelined.observe.metrics import FunctionMetrics
 
+# The Python runtime's libraries: pipelined itself (Lambda's /var/runtime holds awslambdaric).
+PYTHON_RUNTIME_DIR = str(Path(__file__).resolve().parents[2])
+
 
 def lambda_environment(identity: FunctionIdentity, config: FunctionConfig) -> dict[str, str]:
-    """The variables Lambda sets for a function, then the function's own `environment` (which wins)."""
-    return {
+    """The variables Lambda sets for a function, then the function's own `environment` (which wins).
+
+    AWS's "Defined runtime environment variables"; per invocation `_X_AMZN_TRACE_ID` is added (and
+    AWS_LAMBDA_INITIALIZATION_TYPE per worker), by the runtime that runs it.
+    """
+    environment = {
         "AWS_LAMBDA_FUNCTION_NAME": identity.name,
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_mb),
-        "AWS_LAMBDA_FUNCTION_TIMEOUT": str(int(config.timeout)),
         "AWS_LAMBDA_LOG_GROUP_NAME": identity.log_group,
         "AWS_LAMBDA_LOG_STREAM_NAME": identity.log_stream,
         "AWS_REGION": identity.region,
         "AWS_DEFAULT_REGION": identity.region,
         "_HANDLER": config.handler,
         "LAMBDA_TASK_ROOT": str(config.code),
-        **config.environment,
+        "TZ": ":UTC",
+        "LANG": "en_US.UTF-8",
+        "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
     }
+    if family(config.runtime) == "python":
+        # Node.js and `provided` functions get theirs from their launch (functions/runtime_api/launch.py).
+        version = f"{sys.version_info.major}.{sys.version_info.minor}"
+        environment["AWS_EXECUTION_ENV"] = f"AWS_Lambda_python{version}"
+        environment["LAMBDA_RUNTIME_DIR"] = PYTHON_RUNTIME_DIR
+    # Inline functions load on demand; a provisioned worker says so instead (WorkerSpec.message).
+    environment["AWS_LAMBDA_INITIALIZATION_TYPE"] = "on-demand"
+    environment.update(config.environment)
+    return environment
 
 
 def forget_bytecode(paths: Iterable[Path]) -> None:
@@ -59,6 +80,7 @@ class Function:
         region: str,
         metrics: FunctionMetrics | None = None,
         account: str = DEFAULT_ACCOUNT_ID,
+        aws: Callable[[], AwsClients] | None = None,
     ) -> None:
         self.name = name
         self.config = config
@@ -69,14 +91,25 @@ class Function:
             memory_mb=config.memory_mb,
             timeout=config.timeout,
             log_stream=new_log_stream_name(),
+            role=config.role,
         )
         self.environment = lambda_environment(self.identity, config)
+        # The execution role's credentials (None: the daemon's own pass through, as they always did).
+        self.credentials: RoleCredentials | None = None
+        if config.role is not None:
+            if aws is None:
+                raise PipelinedError(f"function {name}: `role` needs the daemon's AWS clients")
+            self.credentials = RoleCredentials(config.role, name, aws)
+        credentials = self.credentials
         # A new runtime is one more implementation of the Runtime protocol and one more branch here.
         self.runtime: Runtime
         if family(config.runtime) != "python":
-            self.runtime = RuntimeApiRuntime(self.identity, config, self.environment, metrics)
+            self.runtime = RuntimeApiRuntime(self.identity, config, self.environment, metrics, credentials)
         elif config.isolation == "process":
-            self.runtime = ProcessRuntime(self.identity, config, self.environment, metrics)
+            self.runtime = ProcessRuntime(self.identity, config, self.environment, metrics, credentials)
+        elif credentials is not None:
+            # Config refuses it too (FILE:LINE); this guards functions built in code.
+            raise PipelinedError(f"function {name}: `role` needs isolation: process")
         else:
             self.runtime = InlineRuntime(self.identity, config, self.environment)
         limit = config.reserved_concurrency

@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from pipelined.config import FunctionConfig
-from pipelined.core.context import LambdaContext, client_context
+from pipelined.core.context import LambdaContext
 from pipelined.core.identity import FunctionIdentity
 from pipelined.core.lambda_errors import LambdaError, handler_error, timed_out
+from pipelined.core.tracing import VARIABLE as TRACE_VARIABLE
+from pipelined.core.tracing import new_trace_id
 from pipelined.errors import HandlerLoadError
 from pipelined.functions.environ import function_environment, install_environ_overlay
 from pipelined.functions.runtime import Execution, Invocation, Reply
@@ -168,20 +170,15 @@ class InlineRuntime:
 
     async def run(self, execution: Execution, invocation: Invocation) -> Reply:
         identity = self.identity
+        # This invocation's own variable, through the overlay: its trace header. (`role` needs process
+        # isolation: boto3 resolves credentials once per process, and the daemon is one process.)
+        environment = {**self.environment, TRACE_VARIABLE: invocation.trace_id or new_trace_id()}
         context = LambdaContext(
-            identity.name,
-            identity.arn,
-            identity.memory_mb,
-            invocation.request_id,
-            identity.log_group,
-            identity.log_stream,
-            invocation.deadline,
+            environment, invocation.request_id, identity.arn, invocation.deadline, invocation.client_context
         )
-        if invocation.client_context is not None:
-            context.client_context = client_context(invocation.client_context)
         scope = InvocationScope(identity.name, invocation.request_id)
         scope_token = current_invocation.set(scope)
-        env_token = function_environment.set(self.environment)
+        env_token = function_environment.set(environment)
         try:
             value, error = await self._run(invocation.event, context, invocation.timeout)
         finally:

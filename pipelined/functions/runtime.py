@@ -21,6 +21,8 @@ class Invocation:
     deadline: float
     # Invoke's ClientContext, decoded (a JSON object), for `context.client_context`.
     client_context: Any = None
+    # The invocation's X-Ray trace header (`_X_AMZN_TRACE_ID`; core/tracing.py).
+    trace_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)

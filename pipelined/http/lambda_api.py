@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from pipelined.core.identity import VERSION, function_arn
+from pipelined.core.identity import DEFAULT_ACCOUNT_ID, VERSION, function_arn
 from pipelined.dispatch.async_queue import AsyncQueue, QueueFullError
 from pipelined.functions.function import Function
 from pipelined.http import lambda_shapes
@@ -106,7 +106,7 @@ class LambdaApi:
         function = self.service.functions.get(name)
         if function is None or qualifier not in (None, VERSION):
             region = function.identity.region if function else self._region()
-            account = function.identity.account if function else "000000000000"
+            account = function.identity.account if function else self._account()
             arn = function_arn(region, account, name) + (f":{qualifier}" if qualifier else "")
             raise not_found(arn)
         self._loaded.setdefault(function, time.time())
@@ -114,6 +114,10 @@ class LambdaApi:
 
     def _region(self) -> str:
         return next((f.identity.region for f in self.service.functions.values()), "us-east-1")
+
+    def _account(self) -> str:
+        # Every function carries the daemon's one account id (AwsClients.account_id).
+        return next((f.identity.account for f in self.service.functions.values()), DEFAULT_ACCOUNT_ID)
 
     def _authorize(self, request: web.Request, function: Function, action: str, operation: str) -> None:
         permissions = function.config.permissions
@@ -163,7 +167,10 @@ class LambdaApi:
         if tail:
             self.tail.watch(request_id)
         try:
-            result = await self._caller(function).invoke(event, request_id, client_context)
+            # A caller's X-Ray header continues its trace in the handler's _X_AMZN_TRACE_ID.
+            trace = request.headers.get("X-Amzn-Trace-Id", "")
+            trace = trace if trace.startswith("Root=") else ""
+            result = await self._caller(function).invoke(event, request_id, client_context, trace)
         except ThrottledError:
             raise ApiError(
                 429,

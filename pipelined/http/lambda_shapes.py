@@ -37,7 +37,7 @@ def configuration(function: Function, loaded_at: float) -> dict[str, Any]:
         "FunctionName": function.name,
         "FunctionArn": function.arn,
         "Runtime": RUNTIME,
-        "Role": role_arn(identity.account, f"{function.name}-role"),
+        "Role": config.role or role_arn(identity.account, f"{function.name}-role"),
         "Handler": config.handler,
         "CodeSize": 0,
         "Description": "",

@@ -15,6 +15,7 @@ from typing import Any
 
 from pipelined.core.identity import new_request_id
 from pipelined.core.lambda_errors import LambdaError
+from pipelined.core.tracing import trace_id_for
 from pipelined.errors import PipelinedError
 from pipelined.functions import report
 from pipelined.functions.function import Function
@@ -67,9 +68,13 @@ class Caller:
         self.metrics = metrics
 
     async def invoke(
-        self, event: Any, request_id: str | None = None, client_context: Any = None
+        self, event: Any, request_id: str | None = None, client_context: Any = None, trace_id: str = ""
     ) -> InvokeResult:
-        """Invoke the function once; raises ThrottledError only for synchronous callers."""
+        """Invoke the function once; raises ThrottledError only for synchronous callers.
+
+        `trace_id` is the caller's X-Ray trace header; without one, the event's own (SQS's
+        `AWSTraceHeader`) or a fresh one becomes the handler's `_X_AMZN_TRACE_ID`.
+        """
         function, m = self.function, self.metrics
         if self.kind is InvocationKind.REQUEST_RESPONSE and function.at_limit:
             if m is not None:
@@ -77,7 +82,9 @@ class Caller:
             raise ThrottledError(f"function {function.name}: reserved concurrency exhausted")
         await function.acquire(on_throttle=m.throttles.inc if m is not None else None)
         try:
-            result = await _run(function, event, request_id or new_request_id(), client_context)
+            request_id = request_id or new_request_id()
+            trace_id = trace_id or trace_id_for(event)
+            result = await _run(function, event, request_id, client_context, trace_id)
         finally:
             function.release()
         if m is not None:
@@ -88,7 +95,9 @@ class Caller:
         return result
 
 
-async def _run(function: Function, event: Any, request_id: str, client_context: Any) -> InvokeResult:
+async def _run(
+    function: Function, event: Any, request_id: str, client_context: Any, trace_id: str
+) -> InvokeResult:
     identity, runtime = function.identity, function.runtime
     logging_on = report.logging_enabled()
     function.in_flight += 1
@@ -99,7 +108,7 @@ async def _run(function: Function, event: Any, request_id: str, client_context: 
             report.log_start(identity, request_id)
         started = time.monotonic()
         timeout = function.config.timeout
-        invocation = Invocation(request_id, event, timeout, started + timeout, client_context)
+        invocation = Invocation(request_id, event, timeout, started + timeout, client_context, trace_id)
         reply = await runtime.run(execution, invocation)
     finally:
         function.in_flight -= 1

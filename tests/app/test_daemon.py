@@ -53,7 +53,7 @@ def test_schedule_fires_handler_with_eventbridge_event_and_lambda_context(tmp_pa
     assert event["time"].endswith("Z") and event["detail"] == {}
     assert first["function_name"] == "ticker" and first["function_version"] == "$LATEST"
     assert first["invoked_function_arn"] == "arn:aws:lambda:us-east-1:000000000000:function:ticker"
-    assert first["memory_limit_in_mb"] == 256
+    assert first["memory_limit_in_mb"] == "256"  # the string Lambda's runtime reads from the environment
     assert first["log_group_name"] == "/aws/lambda/ticker"
     assert 9000 < first["remaining_ms"] <= 10000
     assert first["env_greeting"] == "hi"

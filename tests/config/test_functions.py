@@ -31,3 +31,23 @@ def test_models_built_in_code_leave_paths_alone() -> None:
     assert config.state_dir == Path(".pipelined") and config.source_path.is_absolute()
     with pytest.raises(ValidationError):
         FunctionConfig(handler="nodot", code=Path("x"))
+
+
+def test_role_is_an_iam_role_arn_and_needs_process_isolation(project: Path) -> None:
+    text = "functions:\n  f: {handler: app.handler, code: fn, isolation: %s, role: %s}\n"
+    role = "arn:aws:iam::123456789012:role/service-role/app"
+    assert load_config(write(project, text % ("process", role))).functions["f"].role == role
+    path = write(project, text % ("process", "app-role"))
+    (problem,) = problems_of(path)
+    assert problem.startswith(f"{path}:2: functions.f.role: must be a role ARN")
+    (problem,) = problems_of(write(project, text % ("inline", role)))
+    assert f"{path}:2: functions.f.role: needs isolation: process" in problem
+
+
+def test_account_id_is_twelve_digits(project: Path) -> None:
+    text = "aws: {account_id: %s}\nfunctions:\n  f: {handler: app.handler, code: fn}\n"
+    assert load_config(write(project, text % "'000000000042'")).aws.account_id == "000000000042"
+    assert load_config(write(project, text % "123456789012")).aws.account_id == "123456789012"
+    path = write(project, text % "12345")
+    (problem,) = problems_of(path)
+    assert problem.startswith(f"{path}:1: aws.account_id: must be an account id of 12 digits")

@@ -40,7 +40,7 @@ def test_event_runs_and_its_success_record_reaches_an_sqs_queue(
     assert record["version"] == "1.0" and record["timestamp"].endswith("Z")
     assert record["requestContext"] == {
         "requestId": request_id,
-        "functionArn": "arn:aws:lambda:us-east-1:000000000000:function:fn:$LATEST",
+        "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:fn:$LATEST",  # moto's account
         "condition": "Success",
         "approximateInvokeCount": 1,
     }

@@ -91,6 +91,8 @@ class WorkerProcess(asyncio.Protocol):
         self.rss_kb = 0
         self.out_of_memory = False
         self.idle_since = time.monotonic()
+        # time.monotonic() at which the role credentials it started with expire (None: no role).
+        self.credentials_expire: float | None = None
         # Why the pool stopped this worker (None: it has not, or it was a shutdown); first reason wins.
         self.retired = False
         self.cause: str | None = None
@@ -158,8 +160,8 @@ class WorkerProcess(asyncio.Protocol):
             self.lost.set_result(None)
         self._on_lost(self)
 
-    def invoke(self, request_id: str, frame: bytes) -> asyncio.Future[Answer]:
-        """Send one INVOKE frame; the future resolves with the RESULT, or Exited/TimedOut."""
+    def invoke(self, request_id: str, frame: bytes, trace_id: str = "") -> asyncio.Future[Answer]:
+        """Send one INVOKE frame (it carries the trace id); resolves with the RESULT, or Exited/TimedOut."""
         assert self.transport is not None
         self.request_id = request_id
         self.reply = asyncio.get_running_loop().create_future()

@@ -12,6 +12,8 @@ from typing import Any
 
 from pipelined.core.lambda_errors import LambdaError
 from pipelined.errors import HandlerLoadError, WorkerError
+from pipelined.functions.credentials import ERROR_TYPE as ROLE_ERROR_TYPE
+from pipelined.functions.credentials import RoleCredentials, expiring, worker_credentials
 from pipelined.functions.process import failures, protocol
 from pipelined.functions.process.channel import Exited, TimedOut, WorkerProcess, peak_rss_kb
 from pipelined.functions.process.forkserver import ForkServer
@@ -52,6 +54,8 @@ class WorkerPool:
         self._closing = False
         # Workers on code older than a recycle(): each is retired when its invocation ends.
         self._stale: set[WorkerProcess] = set()
+        # The execution role whose credentials new workers start with (None: the daemon's own).
+        self.credentials: RoleCredentials | None = None
 
     @property
     def idle(self) -> int:
@@ -62,14 +66,12 @@ class WorkerPool:
 
     async def start(self) -> None:
         """Start the provisioned workers (or one, to prove the handler imports); HandlerLoadError if not."""
-        provisioned = self.spec.provisioned
-        results = await asyncio.gather(
-            *(self._start_worker(n < provisioned, "start-up") for n in range(max(1, provisioned)))
-        )
-        errors = [r for r in results if not isinstance(r, WorkerProcess)]
-        for result in results:
-            if isinstance(result, WorkerProcess):
-                self._release(result)
+        started, errors = await self._start_first("start-up")
+        for worker in started:
+            self._release(worker)
+        if errors and all(error.error_type == ROLE_ERROR_TYPE for error in errors):
+            # A role that cannot be assumed (logged) fails the function's invocations, not the daemon.
+            return
         if errors:
             await self.close(0)
             error = errors[0]
@@ -104,12 +106,7 @@ class WorkerPool:
         """
         if self._closing:
             return None
-        provisioned = self.spec.provisioned
-        results = await asyncio.gather(
-            *(self._start_worker(n < provisioned, "reload", quiet=True) for n in range(max(1, provisioned)))
-        )
-        fresh = [r for r in results if isinstance(r, WorkerProcess)]
-        errors = [r for r in results if not isinstance(r, WorkerProcess)]
+        fresh, errors = await self._start_first("reload", quiet=True)
         if errors or self._closing:
             for worker in fresh:
                 self._retire(worker, None)
@@ -123,12 +120,25 @@ class WorkerPool:
             self._release(worker)
         return None
 
+    async def _start_first(
+        self, why: str, quiet: bool = False
+    ) -> tuple[list[WorkerProcess], list[LambdaError]]:
+        """The provisioned workers, or one: those started, and the init errors of the others."""
+        provisioned = self.spec.provisioned
+        results = await asyncio.gather(
+            *(self._start_worker(n < provisioned, why, quiet=quiet) for n in range(max(1, provisioned)))
+        )
+        started = [r for r in results if isinstance(r, WorkerProcess)]
+        return started, [r for r in results if not isinstance(r, WorkerProcess)]
+
     # --- invocations ------------------------------------------------------------------------------------
 
     async def lease(self, request_id: str) -> Execution:
         """Take the warmest idle worker, or start one (a cold start)."""
-        while self._idle and self._idle[-1].lost.done():
-            self._idle.pop()  # died while idle; its exit is still being processed
+        while self._idle and (self._idle[-1].lost.done() or expiring(self._idle[-1].credentials_expire)):
+            worker = self._idle.pop()  # died while idle (its exit is still being processed), or stale
+            if not worker.lost.done():
+                self._retire(worker, "credentials")
         if self._idle:
             worker = self._idle.pop()
         elif self._closing:
@@ -144,19 +154,25 @@ class WorkerPool:
         return Execution(worker)
 
     async def run(
-        self, worker: WorkerProcess, event: Any, request_id: str, timeout: float, client_context: Any = None
+        self,
+        worker: WorkerProcess,
+        event: Any,
+        request_id: str,
+        timeout: float,
+        client_context: Any = None,
+        trace_id: str = "",
     ) -> Reply:
         """Invoke the leased `worker` once; never raises for handler errors, timeouts or crashes."""
         loop = asyncio.get_running_loop()
         deadline = time.monotonic() + timeout
         try:
-            frame = self._encode_invocation(request_id, deadline, event, client_context)
+            frame = self._encode_invocation(request_id, deadline, event, client_context, trace_id)
         except (TypeError, ValueError) as exc:
             self._release(worker)
             return Reply(None, failures.unserializable_event(exc), None)
         if worker.lost.done():  # died while idle, between lease and now
             return Reply(None, failures.exited(request_id, None), _mb(worker.rss_kb))
-        answer_future = worker.invoke(request_id, frame)
+        answer_future = worker.invoke(request_id, frame, trace_id)
         timer = loop.call_later(timeout, self._expire, worker)
         try:
             answer = await answer_future
@@ -197,6 +213,10 @@ class WorkerPool:
     async def _spawn_worker(self, provisioned: bool, request_id: str) -> WorkerProcess | LambdaError:
         """Have the zygote fork a worker and hand it its spec on its own channel."""
         loop = asyncio.get_running_loop()
+        # A worker started with role credentials is replaced before they expire (functions/credentials.py).
+        credentials = await worker_credentials(self.credentials)
+        if isinstance(credentials, LambdaError):
+            return credentials
         try:
             spec, launch = self._launch(provisioned)
         except WorkerError as exc:
@@ -207,6 +227,9 @@ class WorkerPool:
             self._abandon(launch)
             log.error("%s: cannot start a worker: %s", self.spec.name, exc)
             return failures.unavailable(request_id, str(exc))
+        if credentials is not None:
+            # In the environment from the start, as on Lambda: module-level clients pick them up.
+            spec["environment"] = {**spec["environment"], **credentials.variables}
         # The environment goes to this worker only, on its own channel: the zygote never holds a secret.
         # Written before the fork so the worker finds it at once; what does not fit follows below.
         setup = protocol.encode({"t": protocol.SETUP, "spec": spec})
@@ -223,6 +246,7 @@ class WorkerPool:
             self._abandon(launch)
             return failures.unavailable(request_id, str(exc))
         worker = self._new_worker(pid, exit_status, provisioned, launch)
+        worker.credentials_expire = credentials.expires if credentials is not None else None
         self.workers.add(worker)
         self._count_workers()
         await loop.connect_accepted_socket(lambda: worker, ours)
@@ -287,9 +311,13 @@ class WorkerPool:
         """The daemon's side of a spawned worker."""
         return WorkerProcess(self.spec.name, pid, exit_status, provisioned, self._on_lost)
 
-    def _encode_invocation(self, request_id: str, deadline: float, event: Any, client_context: Any) -> bytes:
+    def _encode_invocation(
+        self, request_id: str, deadline: float, event: Any, client_context: Any, trace_id: str
+    ) -> bytes:
         """What WorkerProcess.invoke sends; TypeError/ValueError when the event is not JSON."""
         message = {"t": protocol.INVOKE, "id": request_id, "deadline": deadline, "event": event}
+        if trace_id:
+            message["trace"] = trace_id
         if client_context is not None:
             message["client_context"] = client_context
         return protocol.encode(message)
@@ -307,6 +335,9 @@ class WorkerPool:
             return
         if self._closing:
             self._retire(worker, None)
+            return
+        if expiring(worker.credentials_expire):
+            self._retire(worker, "credentials")
             return
         worker.idle_since = time.monotonic()
         self._idle.append(worker)
@@ -328,7 +359,7 @@ class WorkerPool:
         self._count_workers()
         if cause is not None and self.metrics is not None:
             self.metrics.restarted(cause)
-        if cause in ("timeout", "crash", "oom") and worker.init_duration_ms is not None:
+        if cause in ("timeout", "crash", "oom", "credentials") and worker.init_duration_ms is not None:
             self._top_up()
 
     def _on_lost(self, worker: WorkerProcess) -> None:
@@ -376,6 +407,8 @@ class WorkerPool:
         while not self._closing:
             await asyncio.sleep(interval)
             now = time.monotonic()
+            for worker in [w for w in self._idle if expiring(w.credentials_expire)]:
+                self._retire(worker, "credentials")  # provisioned ones are replaced (_top_up)
             spare = len(self.workers) - self.spec.provisioned
             while spare > 0 and self._idle and now - self._idle[0].idle_since >= self.spec.idle_timeout:
                 self._retire(self._idle[0], "idle")

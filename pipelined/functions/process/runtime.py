@@ -8,6 +8,7 @@ from pathlib import Path
 from pipelined.config import FunctionConfig
 from pipelined.core.identity import FunctionIdentity
 from pipelined.core.lambda_errors import LambdaError
+from pipelined.functions.credentials import RoleCredentials
 from pipelined.functions.process.pool import WorkerPool
 from pipelined.functions.process.spec import WorkerSpec
 from pipelined.functions.runtime import Execution, Invocation, Reply
@@ -23,11 +24,13 @@ class ProcessRuntime:
         config: FunctionConfig,
         environment: Mapping[str, str],
         metrics: FunctionMetrics | None = None,
+        credentials: RoleCredentials | None = None,
     ) -> None:
         self.identity = identity
         self.config = config
         self.environment = environment
         self.metrics = metrics
+        self.credentials = credentials
         self.pool: WorkerPool | None = None
 
     def load(self) -> None:
@@ -37,6 +40,7 @@ class ProcessRuntime:
                 self.identity.name, self.config, self.identity.arn, self.identity.log_stream, self.environment
             )
             self.pool = self._new_pool(spec)
+            self.pool.credentials = self.credentials
 
     def _new_pool(self, spec: WorkerSpec) -> WorkerPool:
         """The pool of this runtime's workers (the Runtime API runtime's run a program instead)."""
@@ -63,6 +67,7 @@ class ProcessRuntime:
             invocation.request_id,
             invocation.timeout,
             invocation.client_context,
+            invocation.trace_id,
         )
 
     async def refresh(self, changed: Collection[Path]) -> LambdaError | None:

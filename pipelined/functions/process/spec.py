@@ -12,24 +12,18 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pipelined.config import FunctionConfig
 
-# A Lambda function gets its execution role's credentials in these variables. pipelined has no roles:
-# it hands its own credentials (and endpoint) to workers, deliberately and only these, so handlers can
-# call AWS the way the daemon does. Everything else in the daemon's environment stays out.
+# A Lambda function gets its execution role's credentials in these variables. A function without `role`
+# gets the daemon's own credentials (and endpoint), deliberately and only these, so handlers can call
+# AWS the way the daemon does; with `role`, the role's credentials replace them when a worker starts
+# (functions/credentials.py). Everything else in the daemon's environment stays out.
 PASSTHROUGH = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL")
 ENDPOINT_PREFIX = "AWS_ENDPOINT_URL_"  # service-specific endpoints, e.g. AWS_ENDPOINT_URL_SQS
-RUNTIME_DIR = str(Path(__file__).resolve().parents[3])
 
 
 def worker_environment(lambda_environment: Mapping[str, str], daemon: Mapping[str, str]) -> dict[str, str]:
     """The full environment of a worker: minimal base, passed-through credentials, Lambda's variables."""
     python_bin = str(Path(sys.executable).parent)
-    environment = {
-        "PATH": f"{python_bin}:/usr/local/bin:/usr/bin:/bin",
-        "LANG": "C.UTF-8",
-        "TZ": ":UTC",
-        "LAMBDA_RUNTIME_DIR": RUNTIME_DIR,
-        "AWS_EXECUTION_ENV": f"AWS_Lambda_python{sys.version_info.major}.{sys.version_info.minor}",
-    }
+    environment = {"PATH": f"{python_bin}:/usr/local/bin:/usr/bin:/bin"}
     for name, value in daemon.items():
         if name in PASSTHROUGH or name.startswith(ENDPOINT_PREFIX):
             environment[name] = value

@@ -23,8 +23,10 @@ import traceback
 from pathlib import Path
 from typing import Any, NoReturn
 
-from pipelined.core.context import LambdaContext, client_context
+from pipelined.core.context import LambdaContext
 from pipelined.core.lambda_errors import exception_fields, handler_error
+from pipelined.core.tracing import VARIABLE as TRACE_VARIABLE
+from pipelined.core.tracing import new_trace_id
 from pipelined.functions.process import exec_worker, protocol
 from pipelined.functions.process.protocol import BlockingChannel
 
@@ -202,17 +204,12 @@ def _serve(spec: dict[str, Any], channel: BlockingChannel) -> int:
     outputs = (sys.stdout, sys.stderr)
     while (message := channel.receive()) is not None:
         request_id = message["id"]
+        # Per invocation, as awslambdaric does: the trace header first, then a context that reads the
+        # function's variables from os.environ.
+        os.environ[TRACE_VARIABLE] = message.get("trace") or new_trace_id()
         context = LambdaContext(
-            spec["name"],
-            spec["arn"],
-            spec["memory_mb"],
-            request_id,
-            spec["log_group"],
-            spec["log_stream"],
-            message["deadline"],
+            os.environ, request_id, spec["arn"], message["deadline"], message.get("client_context")
         )
-        if "client_context" in message:
-            context.client_context = client_context(message["client_context"])
         _current_request = request_id
         out_of_memory = False
         reply: dict[str, Any] = {"t": protocol.RESULT, "id": request_id}

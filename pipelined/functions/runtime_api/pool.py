@@ -70,5 +70,8 @@ class ApiPool(WorkerPool):
         if self._fork is not None:
             self._fork.kill(pid)
 
-    def _encode_invocation(self, request_id: str, deadline: float, event: Any, client_context: Any) -> bytes:
+    def _encode_invocation(
+        self, request_id: str, deadline: float, event: Any, client_context: Any, trace_id: str
+    ) -> bytes:
+        # The trace id reaches the runtime as GET /next's Lambda-Runtime-Trace-Id (ApiWorker.invoke).
         return json.dumps(event, separators=(",", ":"), default=json_default).encode()

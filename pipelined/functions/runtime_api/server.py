@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import time
 from typing import Any
 
 from aiohttp import web
 
 from pipelined.core.lambda_errors import LambdaError
+from pipelined.core.tracing import new_trace_id
 from pipelined.functions.runtime_api.worker import ApiWorker
 
 PREFIX = "/2018-06-01/runtime/"
@@ -137,7 +136,7 @@ class RuntimeApi:
                 "Lambda-Runtime-Aws-Request-Id": pending.request_id,
                 "Lambda-Runtime-Deadline-Ms": str(pending.deadline_ms),
                 "Lambda-Runtime-Invoked-Function-Arn": self.function_arn,
-                "Lambda-Runtime-Trace-Id": _trace_id(),
+                "Lambda-Runtime-Trace-Id": pending.trace_id or new_trace_id(),
             },
         )
 
@@ -197,11 +196,6 @@ class RuntimeApi:
         worker.state = "InitError"
         worker.init_done(runtime_error(body, request.headers.get(ERROR_TYPE_HEADER), "Runtime.InitError"))
         return _json(202, {"status": "OK"})
-
-
-def _trace_id() -> str:
-    """An X-Ray trace header as Lambda sends it (pipelined samples nothing)."""
-    return f"Root=1-{int(time.time()):08x}-{os.urandom(12).hex()};Parent={os.urandom(8).hex()};Sampled=0"
 
 
 async def serve(worker: ApiWorker, function_arn: str) -> None:

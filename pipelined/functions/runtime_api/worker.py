@@ -32,11 +32,12 @@ _LAMBDA_LINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z\t([^\t]*)\
 
 @dataclass(frozen=True, slots=True)
 class Pending:
-    """An invocation handed to the worker: its id, the event's JSON and Lambda's deadline header."""
+    """An invocation handed to the worker: its id, the event's JSON, Lambda's deadline and trace headers."""
 
     request_id: str
     event: bytes
     deadline_ms: int
+    trace_id: str = ""
 
 
 _LEVELS = {
@@ -147,12 +148,12 @@ class ApiWorker(WorkerProcess):
 
     # --- invocations -----------------------------------------------------------------------------------
 
-    def invoke(self, request_id: str, frame: bytes) -> asyncio.Future[Answer]:
+    def invoke(self, request_id: str, frame: bytes, trace_id: str = "") -> asyncio.Future[Answer]:
         """Queue one event (`frame` is its JSON) for GET /next; resolves with the runtime's answer."""
         self.request_id = request_id
         self.last_request_id = request_id
         self.reply = asyncio.get_running_loop().create_future()
-        self.pending = Pending(request_id, frame, int((time.time() + self.timeout) * 1000))
+        self.pending = Pending(request_id, frame, int((time.time() + self.timeout) * 1000), trace_id)
         self.delivered = False
         if self.waiter is not None and not self.waiter.done():
             self.delivered = True

@@ -10,7 +10,7 @@ from typing import Any
 
 from pipelined.aws import AwsClients
 from pipelined.config import KinesisSource
-from pipelined.core.identity import FunctionIdentity, parse_arn, role_arn
+from pipelined.core.identity import FunctionIdentity, parse_arn
 from pipelined.core.records import Record
 from pipelined.core.timestamps import iso_millis
 from pipelined.errors import SourceError
@@ -154,7 +154,6 @@ def kinesis_source(
     clients: AwsClients,
 ) -> StreamSource:
     """The `kinesis` event source of a function."""
-    # pipelined has no execution roles: name one per function, as the invokeIdentityArn shows.
-    identity = role_arn(function.account, function.name)
-    adapter = KinesisAdapter(clients, config.stream, identity, bool(config.filter_patterns))
+    # Lambda's invokeIdentityArn is the execution role (a function without `role` names role/NAME).
+    adapter = KinesisAdapter(clients, config.stream, function.role_arn, bool(config.filter_patterns))
     return StreamSource(function.name, config, adapter, checkpointer, leases)

@@ -10,8 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from pipelined.errors import HandlerLoadError
-from pipelined.functions.function import Function
-from pipelined.functions.process.spec import RUNTIME_DIR
+from pipelined.functions.function import PYTHON_RUNTIME_DIR, Function
 from pipelined.observe.metrics import Metrics
 from tests.functions.process.conftest import sample
 from tests.support import TEST_FUNCTIONS, invoke, until
@@ -31,20 +30,21 @@ async def test_worker_environment_is_the_functions_not_the_daemons(
     assert env["AWS_ACCESS_KEY_ID"] == "AKIDEXAMPLE"  # passed through deliberately
     assert env["AWS_ENDPOINT_URL_SQS"] == "http://127.0.0.1:4566"
     python_bin = sys.executable.rsplit("/", 1)[0]
+    assert env.pop("_X_AMZN_TRACE_ID").startswith("Root=1-")  # per invocation
     assert env == {
         "GREETING": "bonjour",
         "TZ": "Europe/Paris",
         "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
         "AWS_ENDPOINT_URL_SQS": "http://127.0.0.1:4566",
         "PATH": f"{python_bin}:/usr/local/bin:/usr/bin:/bin",
-        "LANG": "C.UTF-8",
-        "LAMBDA_RUNTIME_DIR": RUNTIME_DIR,
+        "LANG": "en_US.UTF-8",
+        "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+        "LAMBDA_RUNTIME_DIR": PYTHON_RUNTIME_DIR,
         "LAMBDA_TASK_ROOT": str(TEST_FUNCTIONS),
         "AWS_EXECUTION_ENV": f"AWS_Lambda_python{sys.version_info.major}.{sys.version_info.minor}",
         "AWS_LAMBDA_FUNCTION_NAME": "fn",
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
-        "AWS_LAMBDA_FUNCTION_TIMEOUT": "7",
         "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/fn",
         "AWS_LAMBDA_LOG_STREAM_NAME": fn.log_stream_name,
         "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
@@ -66,11 +66,11 @@ async def test_context_has_every_attribute_and_counts_down_to_the_deadline(
         "function_name": "fn",
         "function_version": "$LATEST",
         "invoked_function_arn": "arn:aws:lambda:eu-west-1:000000000000:function:fn",
-        "memory_limit_in_mb": 512,
+        "memory_limit_in_mb": "512",
         "aws_request_id": "req-1",
         "log_group_name": "/aws/lambda/fn",
         "log_stream_name": fn.log_stream_name,
-        "identity": None,
+        "identity": {"cognito_identity_id": None, "cognito_identity_pool_id": None},
         "client_context": None,
         "remaining_ms": context["remaining_ms"],
     }

@@ -125,15 +125,16 @@ async def test_environment_is_exactly_lambdas_and_cwd_is_the_code(
         "_HANDLER": "handlers.environment",
         "LAMBDA_TASK_ROOT": str(NODE / "misc"),
         "MINE": "yes",
-        "LANG": "C.UTF-8",
+        "LANG": "en_US.UTF-8",
         "TZ": ":UTC",
+        "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
     }
     assert {k: env[k] for k in expected} == expected
     assert env["AWS_LAMBDA_RUNTIME_API"].startswith("127.0.0.1:")
     assert env["LAMBDA_RUNTIME_DIR"] == str(RUNTIME_DIR)
     daemon_only = set(os.environ) - set(env)
     assert "PATH" in env and "HOME" not in env and daemon_only  # nothing else of the daemon's
-    allowed = {*expected, "AWS_LAMBDA_RUNTIME_API", "LAMBDA_RUNTIME_DIR", "AWS_LAMBDA_FUNCTION_TIMEOUT"}
+    allowed = {*expected, "AWS_LAMBDA_RUNTIME_API", "LAMBDA_RUNTIME_DIR"}
     allowed |= {"PATH", "LD_LIBRARY_PATH", "NODE_PATH", "_X_AMZN_TRACE_ID"}
     allowed |= {k for k in os.environ if k.startswith("AWS_ENDPOINT_URL") or k.startswith("AWS_SECRET")}
     allowed |= {"AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN"}

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from pipelined.aws import AwsClients
+from pipelined.config import AwsConfig, FunctionConfig
 from pipelined.errors import HandlerLoadError
 from pipelined.functions.function import Function
 from pipelined.observe.metrics import Metrics
@@ -75,8 +77,35 @@ async def test_awslambdaric_runs_a_python_handler_through_our_runtime_api(
     assert value["echo"] == {"hello": "ric"} and value["request_id"] == result.request_id
     assert value["function_name"] == "fn" and value["cwd"] == str(PROVIDED / "ric")
     assert 3000 < value["remaining_ms"] <= 5000  # from Lambda-Runtime-Deadline-Ms
+    assert value["trace"].startswith("Root=1-") and value["trace"].endswith(";Sampled=0")
+    # An SQS message's trace header continues in the runtime, through Lambda-Runtime-Trace-Id.
+    header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+    traced = await invoke(fn, {"Records": [{"attributes": {"AWSTraceHeader": header}}]})
+    assert traced.value["trace"] == header
     failing = function("app.fails", PROVIDED / "ric", runtime="provided.al2", layers=[layer], name="f")
     error = (await invoke(failing, {})).error
     assert error is not None
     assert (error.error_type, error.error_message) == ("ValueError", "ric says no")
     assert any("app.py" in line for line in error.payload()["stackTrace"])
+
+
+async def test_a_runtime_api_function_with_a_role_gets_its_credentials(aws: str, tmp_path: Path) -> None:
+    clients = AwsClients(AwsConfig(endpoint_url=aws))
+    config = FunctionConfig(
+        code=PROVIDED / "ric",
+        handler="app.whoami",
+        runtime="provided.al2",
+        layers=[ric_layer(tmp_path)],
+        isolation="process",
+        timeout=10,
+        role="arn:aws:iam::123456789012:role/ric-role",
+    )
+    fn = Function("ric", config, "us-east-1", aws=lambda: clients)
+    fn.load()
+    try:
+        result = await invoke(fn, {})
+    finally:
+        await fn.close(0)
+        await clients.close()
+    assert result.error is None, result.error
+    assert result.value["arn"] == "arn:aws:sts::123456789012:assumed-role/ric-role/ric"

@@ -218,7 +218,7 @@ async def test_poison_record_with_bisect_alone_reaches_the_sqlite_destination(
     assert set(record) == {"requestContext", "responseContext", "version", "timestamp", "KinesisBatchInfo"}
     assert record["requestContext"]["condition"] == "RetryAttemptsExhausted"
     assert record["requestContext"]["approximateInvokeCount"] == 1
-    assert record["requestContext"]["functionArn"] == "arn:aws:lambda:us-east-1:000000000000:function:fn"
+    assert record["requestContext"]["functionArn"] == "arn:aws:lambda:us-east-1:123456789012:function:fn"
     # The invocation that failed last, by the request id of its START line.
     assert f"START RequestId: {record['requestContext']['requestId']} Version" in process.logs()
     assert record["responseContext"] == {
