@@ -15,12 +15,13 @@ import logging
 import os
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
 from pipelined.aws import AwsClients, describe, resolve_queue_url
 from pipelined.config import Config
+from pipelined.config.sam import Declared
 from pipelined.errors import PipelinedError, UsageError
 from pipelined.observe.logs import setup_logging
 from pipelined.sources.registry import event_type
@@ -46,13 +47,23 @@ def wanted_resources(config: Config) -> DevResources:
     return found
 
 
-async def create_resources(config: Config, clients: AwsClients) -> list[str]:
-    """Create what `wanted_resources` lists and point buckets at their queues; one line per resource."""
+async def create_resources(
+    config: Config, clients: AwsClients, declared: Declared | None = None
+) -> list[str]:
+    """Create what `wanted_resources` lists (and a SAM template declares); one line per resource."""
     wanted = wanted_resources(config)
+    declared = declared or Declared()
+    for queue in declared.queues:
+        wanted.queues.setdefault(queue, None)
+    wanted.buckets |= declared.buckets
+    wanted.tables |= set(declared.tables)
+    wanted.streams |= declared.streams
+    wanted.topics |= declared.topics
     lines: list[str] = []
     for name, visibility in sorted(wanted.queues.items()):
         sqs = await clients.client("sqs")
-        attributes: dict[str, str] = {}
+        # The template's own attributes (VisibilityTimeout, FifoQueue, ...) win over dev mode's.
+        attributes: dict[str, str] = dict(declared.queues.get(name, {}))
         fifo = name.endswith(".fifo")
         if fifo:
             attributes.update(FifoQueue="true", ContentBasedDeduplication="true")
@@ -63,9 +74,11 @@ async def create_resources(config: Config, clients: AwsClients) -> list[str]:
                 "Attributes"
             ]
             policy = json.dumps({"deadLetterTargetArn": arn["QueueArn"], "maxReceiveCount": DLQ_MAX_RECEIVES})
-            attributes.update(VisibilityTimeout=str(min(43200, visibility)), RedrivePolicy=policy)
+            attributes.setdefault("VisibilityTimeout", str(min(43200, visibility)))
+            attributes["RedrivePolicy"] = policy
             lines.append(
-                f"queue {name} (visibility {visibility}s, DLQ {dlq} after {DLQ_MAX_RECEIVES} receives)"
+                f"queue {name} (visibility {attributes['VisibilityTimeout']}s, "
+                f"DLQ {dlq} after {DLQ_MAX_RECEIVES} receives)"
             )
         else:
             lines.append(f"queue {name}")
@@ -84,14 +97,22 @@ async def create_resources(config: Config, clients: AwsClients) -> list[str]:
         lines += [f"notification {line}" for line in await setup_notifications(config, clients)]
     for table in sorted(wanted.tables):
         dynamodb = await clients.client("dynamodb")
+        schema = declared.tables.get(table) or {
+            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+        }
         await dynamodb.create_table(
             TableName=table,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            **schema,
             BillingMode="PAY_PER_REQUEST",
             StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
         )
-        lines.append(f"table {table} (hash key pk: S, stream NEW_AND_OLD_IMAGES)")
+        types = {d["AttributeName"]: d["AttributeType"] for d in schema["AttributeDefinitions"]}
+        keys = ", ".join(
+            f"{k['KeyType'].lower()} key {k['AttributeName']}: {types.get(k['AttributeName'], '?')}"
+            for k in schema["KeySchema"]
+        )
+        lines.append(f"table {table} ({keys}, stream NEW_AND_OLD_IMAGES)")
     for stream in sorted(wanted.streams):
         kinesis = await clients.client("kinesis")
         await kinesis.create_stream(StreamName=stream, ShardCount=1)
@@ -138,12 +159,18 @@ def embedded_server(port: int) -> Iterator[str]:
         server.stop()
 
 
-async def _run(config: Config, endpoint: str, out: TextIO) -> int:
+async def _run(
+    config: Config,
+    endpoint: str,
+    out: TextIO,
+    loader: Callable[[], Config] | None = None,
+    declared: Declared | None = None,
+) -> int:
     from pipelined.app.daemon import Daemon
 
     clients = AwsClients(config.aws)
     try:
-        lines = await create_resources(config, clients)
+        lines = await create_resources(config, clients, declared)
     except Exception as exc:
         raise PipelinedError(f"dev mode: creating resources failed: {describe(exc)}") from exc
     finally:
@@ -153,21 +180,30 @@ async def _run(config: Config, endpoint: str, out: TextIO) -> int:
     path = config.state_dir / ENDPOINT_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(endpoint + "\n")
-    source = config.source_path
+    source = f"{'--sam' if declared is not None else '-c'} {config.source_path}"
     out.write(
         f"dev server on {endpoint}; from another terminal:\n"
-        f"  pipelined dev send -c {source} QUEUE BODY\n"
-        f"  pipelined dev put -c {source} BUCKET KEY FILE\n"
+        f"  pipelined dev send {source} QUEUE BODY\n"
+        f"  pipelined dev put {source} BUCKET KEY FILE\n"
     )
     out.flush()
     try:
-        return await Daemon(config).run()
+        return await Daemon(config, loader=loader).run()
     finally:
         path.unlink(missing_ok=True)
 
 
-def run_dev(config: Config, port: int, out: TextIO) -> int:
-    """`pipelined dev`: embedded server, resources, then the daemon until stopped; the exit code."""
+def run_dev(
+    config: Config,
+    port: int,
+    out: TextIO,
+    loader: Callable[[], Config] | None = None,
+    declared: Declared | None = None,
+) -> int:
+    """`pipelined dev`: embedded server, resources, then the daemon until stopped; the exit code.
+
+    With a SAM template, ``loader`` re-reads it on a reload and ``declared`` is what it creates.
+    """
     setup_logging(config.logging.level, config.logging.format)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
     with embedded_server(port) as endpoint:
@@ -184,7 +220,7 @@ def run_dev(config: Config, port: int, out: TextIO) -> int:
                 update={"aws": config.aws.model_copy(update={"endpoint_url": endpoint})}
             )
         with contextlib.suppress(KeyboardInterrupt):
-            return asyncio.run(_run(config, endpoint, out))
+            return asyncio.run(_run(config, endpoint, out, loader, declared))
     return 130
 
 
@@ -246,10 +282,16 @@ def _read(name: str) -> bytes:
         raise UsageError(f"{name}: {exc.strerror or exc}") from exc
 
 
-def dev_command(config: Config, args: argparse.Namespace, out: TextIO) -> int:
+def dev_command(
+    config: Config,
+    args: argparse.Namespace,
+    out: TextIO,
+    loader: Callable[[], Config] | None = None,
+    declared: Declared | None = None,
+) -> int:
     """`pipelined dev [send|put]`: run the dev pipeline, or poke the running one."""
     if args.dev_command is None:
-        return run_dev(config, args.port, out)
+        return run_dev(config, args.port, out, loader, declared)
     _local_environment(dev_endpoint(config), config.aws.region)
     if args.dev_command == "send":
         body = _read("-").decode() if args.body == "-" else args.body

@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import sqlite3
+from collections.abc import Callable
 
 from pipelined import __version__
 from pipelined.app.api import ApiFrontDoor
@@ -44,9 +45,13 @@ STATE_CHECK_INTERVAL = 1.0
 class Daemon:
     """pipelined run: every enabled event source of every function, until SIGTERM/SIGINT."""
 
-    def __init__(self, config: Config, reset_state: bool = False) -> None:
+    def __init__(
+        self, config: Config, reset_state: bool = False, loader: Callable[[], Config] | None = None
+    ) -> None:
         self.config = config
         self.reset_state = reset_state
+        # What a reload (SIGHUP) reads: the YAML file by default, a SAM template with `run --sam`.
+        self.loader = loader or (lambda: load_config(self.config.source_path))
         # 1 when checkpoints could not be written before the shutdown timeout.
         self.exit_code = 0
         self.metrics = Metrics()
@@ -264,7 +269,7 @@ class Daemon:
         self.notifier.reloading()
         log.info("reloading %s", self.config.source_path)
         try:
-            config = load_config(self.config.source_path)
+            config = self.loader()
             await self._apply(config)
         except ConfigError as exc:
             for problem in exc.problems:
@@ -290,10 +295,10 @@ async def _start_functions(functions: list[Function]) -> None:
         raise failed[0]
 
 
-def run_daemon(config: Config, reset_state: bool = False) -> int:
-    """Run the daemon on a loaded config until it stops; returns the exit code."""
+def run_daemon(config: Config, reset_state: bool = False, loader: Callable[[], Config] | None = None) -> int:
+    """Run the daemon on a loaded config until it stops (``loader`` re-reads it); returns the exit code."""
     setup_logging(config.logging.level, config.logging.format)
-    daemon = Daemon(config, reset_state)
+    daemon = Daemon(config, reset_state, loader)
     with contextlib.suppress(KeyboardInterrupt):
         return asyncio.run(daemon.run())
     return 130
