@@ -17,6 +17,7 @@ from pipelined import __version__
 from pipelined.app.assembly import build_function
 from pipelined.app.remote import api_endpoint, invoke_remote
 from pipelined.config import Config, load_config
+from pipelined.config.sam import commands as sam_commands
 from pipelined.core.timestamps import iso_seconds
 from pipelined.errors import ConfigError, PipelinedError, UsageError
 from pipelined.functions.function import Function
@@ -46,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
 
     def config_option(p: argparse.ArgumentParser) -> None:
         p.add_argument("-c", "--config", help="configuration file (default: $PIPELINED_CONFIG)")
-        _sam_options(p)
+        sam_commands.add_options(p)
 
     run = commands.add_parser("run", help="run the daemon")
     config_option(run)
@@ -56,14 +57,7 @@ def _parser() -> argparse.ArgumentParser:
         help="delete the state file first: checkpoints, schedule times and dead letters start afresh",
     )
 
-    validate = commands.add_parser("validate", help="check a configuration file (or a SAM template)")
-    validate.add_argument("file", nargs="?")
-    _sam_options(validate)
-    sam = commands.add_parser("sam", help="AWS SAM templates")
-    sam_commands = sam.add_subparsers(dest="sam_command", required=True, parser_class=_Parser)
-    convert = sam_commands.add_parser("convert", help="print a SAM template as a pipelined configuration")
-    convert.add_argument("template")
-    convert.add_argument("--parameter-overrides", action="append", default=[], metavar="'K=V ...'")
+    sam_commands.add_commands(commands, _Parser)  # validate, sam convert
 
     invoke = commands.add_parser("invoke", help="invoke a function once and print its result")
     invoke.add_argument("function")
@@ -117,57 +111,10 @@ def _parser() -> argparse.ArgumentParser:
     for sub in (send, put):
         # SUPPRESS: `dev -c FILE send ...` must not be reset to None by the subcommand's own default.
         sub.add_argument("-c", "--config", default=argparse.SUPPRESS, help="configuration file")
-        _sam_options(sub, default=argparse.SUPPRESS)
+        sam_commands.add_options(sub, default=argparse.SUPPRESS)
 
     _checkpoints_parser(commands, config_option)
     return parser
-
-
-def _sam_options(p: argparse.ArgumentParser, default: Any = None) -> None:
-    p.add_argument("--sam", metavar="TEMPLATE", default=default, help="an AWS SAM template instead of -c")
-    p.add_argument(
-        "--parameter-overrides",
-        action="append",
-        default=[] if default is None else default,
-        metavar="'K=V ...'",
-        help="values for the template's Parameters (as sam deploy takes them)",
-    )
-
-
-def _overrides(args: argparse.Namespace) -> dict[str, str]:
-    from pipelined.config.sam import parse_overrides
-
-    try:
-        return parse_overrides(getattr(args, "parameter_overrides", None) or [])
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-
-
-def _load(args: argparse.Namespace, err: TextIO) -> tuple[Config, Any, Any]:
-    """The config from -c or --sam; with --sam also its reloader and the resources it declares."""
-    template = getattr(args, "sam", None)
-    if template is None:
-        return load_config(_config_path(args.config)), None, None
-    if getattr(args, "config", None):
-        raise UsageError("give either -c FILE or --sam TEMPLATE, not both")
-    from pipelined.config.sam import load_sam
-
-    overrides = _overrides(args)
-    loaded = load_sam(template, overrides)
-    for line in loaded.unsupported():
-        err.write(line + "\n")
-    return loaded.config, lambda: load_sam(template, overrides).config, loaded.declared
-
-
-def _sam(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from pipelined.config.sam import load_sam, render_yaml
-
-    # The same checks as `validate --sam` first: what is printed is a file that validates.
-    loaded = load_sam(args.template, _overrides(args))
-    for line in loaded.unsupported():
-        err.write(line + "\n")
-    out.write(render_yaml(loaded.conversion))
-    return EXIT_OK
 
 
 def _checkpoints_parser(commands: Any, config_option: Any) -> None:
@@ -427,22 +374,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "validate":
             if (args.file is None) == (args.sam is None):
                 raise UsageError("validate: give a FILE or --sam TEMPLATE")
-            config = _load(args, err)[0] if args.sam else load_config(args.file)
+            config = sam_commands.load(args, err, lambda: load_config(args.file)).config
             out.write(f"{args.file or args.sam}: OK: {config.summary()}\n")
             return EXIT_OK
         if args.command == "sam":
-            return _sam(args, out, err)
-        config, loader, declared = _load(args, err)
+            return sam_commands.convert(args, out, err)
+        loaded = sam_commands.load(args, err, lambda: load_config(_config_path(args.config)))
+        config = loaded.config
         if args.command == "run":
             from pipelined.app.daemon import run_daemon
 
-            return run_daemon(config, args.reset_state, loader)
+            return run_daemon(config, args.reset_state, loaded.loader)
         # One-shot commands log to stderr, so stdout carries only the result.
         setup_logging(config.logging.level, config.logging.format, stream=err)
         if args.command == "dev":
             from pipelined.devmode import dev_command
 
-            return dev_command(config, args, out, loader, declared)
+            return dev_command(config, args, out, loaded.loader, loaded.declared)
         if args.command == "s3":
             return asyncio.run(_s3_setup(config, out))
         if args.command == "invoke":

@@ -70,10 +70,18 @@ def test_sqs_sample_consumes_matching_messages(tmp_path: Path, dev: Callable[...
     wait_until(lambda: sum(len(e["Records"]) for e in _events(template)) == 2, message=f"log:\n{proc.logs()}")
     bodies = sorted(json.loads(r["body"])["n"] for e in _events(template) for r in e["Records"])
     assert bodies == [1, 3]  # the FilterCriteria pattern dropped the refund
-    attributes = _client("sqs", proc).get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]
-    wait_until(lambda: _client("sqs", proc).get_queue_attributes(
-        QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessagesNotVisible"]
-    )["Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "0", message="messages deleted")
+    attributes = _client("sqs", proc).get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])[
+        "Attributes"
+    ]
+    wait_until(
+        lambda: (
+            _client("sqs", proc).get_queue_attributes(
+                QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessagesNotVisible"]
+            )["Attributes"]["ApproximateNumberOfMessagesNotVisible"]
+            == "0"
+        ),
+        message="messages deleted",
+    )
     assert attributes["VisibilityTimeout"] == "30"
 
 

@@ -52,8 +52,10 @@ class Conversion:
         if all(u.path != path for u in self.unsupported):
             self.unsupported.append(Unsupported(path, reason))
 
-    def put(self, target: dict[str, Any], loc: Loc, key: str, value: Any, origin: Loc, note: str = "") -> None:
-        """Set ``target[key]`` (the mapping at pipelined ``loc``), remembering the template path it came from."""
+    def put(
+        self, target: dict[str, Any], loc: Loc, key: str, value: Any, origin: Loc, note: str = ""
+    ) -> None:
+        """Set ``target[key]`` (the mapping at ``loc``), remembering the template path it came from."""
         target[key] = value
         self.origins[(*loc, key)] = origin
         if note:
@@ -89,7 +91,7 @@ class Conversion:
         """List every property not in ``used`` as unsupported."""
         for prop in properties:
             if prop not in used:
-                self.skip((*path, prop), reasons.get(prop, "not supported by pipelined"))
+                self.skip((*path, prop), reasons.get(prop, "pipelined has no equivalent"))
 
 
 def truthy(value: Any) -> bool:

@@ -30,13 +30,18 @@ def _transformer(value: Any) -> dict[str, Any]:
 def _retry(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValueError("expected RetryPolicy with MaximumRetryAttempts / MaximumEventAgeInSeconds")
-    names = {"MaximumRetryAttempts": "maximum_retry_attempts", "MaximumEventAgeInSeconds": "maximum_event_age"}
+    names = {
+        "MaximumRetryAttempts": "maximum_retry_attempts",
+        "MaximumEventAgeInSeconds": "maximum_event_age",
+    }
     return {names[k]: v for k, v in value.items() if k in names}
 
 
 def _dead_letter(value: Any) -> Any:
     if not isinstance(value, dict) or "Arn" not in value:
-        raise ValueError("expected DeadLetterConfig with Arn (SAM's Type: SQS, which creates a queue, is not supported)")
+        raise ValueError(
+            "expected DeadLetterConfig with Arn (SAM's Type: SQS, which creates a queue, is not supported)"
+        )
     return value["Arn"]
 
 

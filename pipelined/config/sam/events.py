@@ -103,7 +103,7 @@ _REASONS = {
     "Description": "metadata only",
     "KmsKeyArn": "not needed locally",
     "MetricsConfig": "pipelined's metrics are always on (/metrics)",
-    "TumblingWindowInSeconds": "tumbling windows are not supported",
+    "TumblingWindowInSeconds": "pipelined has no tumbling windows",
     "DeadLetterConfig": "failed firings go to the function's on_failure (or the local store)",
 }
 
@@ -127,19 +127,20 @@ def map_events(conv: Conversion, function_id: str, name: str, events: Any, path:
         props_path: Loc = (*at, "Properties")
         if kind in ("EventBridgeRule", "CloudWatchEvent"):
             if not EVENTBRIDGE_SUPPORTED:
-                conv.skip((*at, "Type"), f"{kind} events need pipelined's eventbridge event source")
+                conv.skip(
+                    (*at, "Type"), f"{kind} events need pipelined's eventbridge event source (not there yet)"
+                )
                 continue
             target = map_eventbridge(conv, properties, props_path, loc)
         elif kind in _TYPES:
             target = {}
             conv.put(target, loc, "type", _TYPES[kind], (*at, "Type"), note=f"Type: {kind}")
-            used = conv.take(properties, props_path, target, loc, _RULES[kind])
             extra = _SPECIAL.get(kind)
-            if extra is not None:
-                used |= extra(conv, properties, props_path, target, loc)
+            used = extra(conv, properties, props_path, target, loc) if extra is not None else set()
+            used |= conv.take(properties, props_path, target, loc, _RULES[kind])
             conv.rest(properties, props_path, used, _REASONS)
         else:
-            conv.skip((*at, "Type"), f"{kind} events are not supported by pipelined")
+            conv.skip((*at, "Type"), f"pipelined has no {kind} event source")
             continue
         conv.put(target, loc, "name", event_name, at)
         conv.origins[loc] = at
@@ -166,16 +167,25 @@ def _sqs(conv: Conversion, props: dict[str, Any], path: Loc, target: dict[str, A
 
 
 def _stream(key: str) -> Callable[[Conversion, dict[str, Any], Loc, dict[str, Any], Loc], set[str]]:
-    def mapper(conv: Conversion, props: dict[str, Any], path: Loc, target: dict[str, Any], loc: Loc) -> set[str]:
+    def mapper(
+        conv: Conversion, props: dict[str, Any], path: Loc, target: dict[str, Any], loc: Loc
+    ) -> set[str]:
         if "Stream" not in props:
             conv.problem(path, "Stream: required property is missing")
             return {"Stream"}
         at = (*path, "Stream")
         getatt = _getatt(props["Stream"])
         table = getatt[0] if getatt and getatt[1] == "StreamArn" else None
-        if key == "stream_arn" and table and conv.resources.has(table) and conv.resources.type(table) == TABLE:
+        if (
+            key == "stream_arn"
+            and table
+            and conv.resources.has(table)
+            and conv.resources.type(table) == TABLE
+        ):
             # The stream's label is only known once the table exists: read the table's latest stream.
-            conv.put(target, loc, "table", conv.resources.name(table), at, note=f"Stream (the stream of {table})")
+            conv.put(
+                target, loc, "table", conv.resources.name(table), at, note=f"Stream (the stream of {table})"
+            )
         else:
             conv.put(target, loc, key, conv.resolve(props["Stream"], at), at, note="Stream")
         return {"Stream"}
@@ -192,7 +202,14 @@ def _s3(conv: Conversion, props: dict[str, Any], path: Loc, target: dict[str, An
     bucket = conv.resources.name(ref)
     conv.put(target, loc, "bucket", bucket, (*path, "Bucket"), note=f"Bucket ({ref})")
     events = conv.resolve(props.get("Events", "s3:ObjectCreated:*"), (*path, "Events"))
-    conv.put(target, loc, "events", events if isinstance(events, list) else [events], (*path, "Events"), note="Events")
+    conv.put(
+        target,
+        loc,
+        "events",
+        events if isinstance(events, list) else [events],
+        (*path, "Events"),
+        note="Events",
+    )
     rules = conv.resolve(props.get("Filter"), (*path, "Filter"))
     for rule in ((rules or {}).get("S3Key") or {}).get("Rules") or [] if isinstance(rules, dict) else []:
         kind = str(rule.get("Name", "")).lower() if isinstance(rule, dict) else ""
@@ -201,13 +218,21 @@ def _s3(conv: Conversion, props: dict[str, Any], path: Loc, target: dict[str, An
         else:
             conv.problem((*path, "Filter"), f"filter rules are named prefix or suffix, got {rule!r}")
     queue = bucket.replace(".", "-") + "-notifications"
-    conv.put(target, loc, "via", {"sqs": queue}, (*path, "Bucket"),
-             note=f"the bucket notifies SQS queue {queue} (created by pipelined dev; "
-             "else run `pipelined s3 setup-notifications`)")
+    conv.put(
+        target,
+        loc,
+        "via",
+        {"sqs": queue},
+        (*path, "Bucket"),
+        note=f"the bucket notifies SQS queue {queue} (created by pipelined dev; "
+        "else run `pipelined s3 setup-notifications`)",
+    )
     return {"Bucket", "Events", "Filter"}
 
 
-def _schedule_state(conv: Conversion, props: dict[str, Any], path: Loc, target: dict[str, Any], loc: Loc) -> set[str]:
+def _schedule_state(
+    conv: Conversion, props: dict[str, Any], path: Loc, target: dict[str, Any], loc: Loc
+) -> set[str]:
     used = {"State"}
     if "State" in props:
         state = conv.resolve(props["State"], (*path, "State"))
@@ -215,17 +240,23 @@ def _schedule_state(conv: Conversion, props: dict[str, Any], path: Loc, target: 
     retry = conv.resolve(props.get("RetryPolicy"), (*path, "RetryPolicy"))
     if isinstance(retry, dict):
         used.add("RetryPolicy")
-        for prop, key in (("MaximumRetryAttempts", "maximum_retry_attempts"),
-                          ("MaximumEventAgeInSeconds", "maximum_event_age")):
+        for prop, key in (
+            ("MaximumRetryAttempts", "maximum_retry_attempts"),
+            ("MaximumEventAgeInSeconds", "maximum_event_age"),
+        ):
             if prop in retry:
-                conv.put(target, loc, key, retry[prop], (*path, "RetryPolicy", prop), note=f"RetryPolicy.{prop}")
+                conv.put(
+                    target, loc, key, retry[prop], (*path, "RetryPolicy", prop), note=f"RetryPolicy.{prop}"
+                )
     window = conv.resolve(props.get("FlexibleTimeWindow"), (*path, "FlexibleTimeWindow"))
     if isinstance(window, dict) and window.get("Mode") == "OFF":
         used.add("FlexibleTimeWindow")
     return used
 
 
-def _http_api(conv: Conversion, props: dict[str, Any], path: Loc, target: dict[str, Any], loc: Loc) -> set[str]:
+def _http_api(
+    conv: Conversion, props: dict[str, Any], path: Loc, target: dict[str, Any], loc: Loc
+) -> set[str]:
     if "Path" not in props:
         # No Path: the API's $default route, which every request reaches.
         conv.put(target, loc, "path", "/{proxy+}", path, note="no Path: the $default route")

@@ -75,7 +75,7 @@ def check_globals(conv: Conversion) -> None:
     globals_ = conv.template.data.get("Globals") or {}
     for section in globals_ if isinstance(globals_, dict) else {}:
         if section not in _GLOBAL_SECTIONS:
-            conv.skip(("Globals", section), f"Globals.{section} is not applied (only Globals.Function is)")
+            conv.skip(("Globals", section), "only Globals.Function is applied")
 
 
 def map_function(conv: Conversion, logical_id: str) -> tuple[str, dict[str, Any]]:
@@ -98,7 +98,9 @@ def map_function(conv: Conversion, logical_id: str) -> tuple[str, dict[str, Any]
         conv.problem(paths.get("CodeUri", ()), f"CodeUri must be a local directory, got {code!r}")
     if "InlineCode" in properties:
         used.add("InlineCode")
-        conv.problem(paths["InlineCode"], "InlineCode is not supported: put the code in a directory (CodeUri)")
+        conv.problem(
+            paths["InlineCode"], "InlineCode is not supported: put the code in a directory (CodeUri)"
+        )
 
     rules: dict[str, Any] = {
         "Runtime": "runtime",
@@ -120,17 +122,24 @@ def map_function(conv: Conversion, logical_id: str) -> tuple[str, dict[str, Any]
     events = map_events(conv, logical_id, name, properties.get("Events"), paths.get("Events", ()))
     if "FunctionUrlConfig" in properties:
         used.add("FunctionUrlConfig")
-        events.append(_function_url(conv, properties["FunctionUrlConfig"], paths["FunctionUrlConfig"], loc, len(events)))
+        events.append(
+            _function_url(conv, properties["FunctionUrlConfig"], paths["FunctionUrlConfig"], loc, len(events))
+        )
     if events:
         fn["events"] = events
     for prop in properties:
         if prop not in used:
-            conv.skip(paths[prop], _REASONS.get(prop, "not supported by pipelined"))
+            conv.skip(paths[prop], _REASONS.get(prop, "pipelined has no equivalent"))
     return name, fn
 
 
 def _environment(
-    conv: Conversion, properties: dict[str, Any], paths: dict[str, Loc], fn: dict[str, Any], loc: Loc, used: set[str]
+    conv: Conversion,
+    properties: dict[str, Any],
+    paths: dict[str, Loc],
+    fn: dict[str, Any],
+    loc: Loc,
+    used: set[str],
 ) -> None:
     if "Environment" not in properties:
         return
@@ -143,14 +152,18 @@ def _environment(
         return
     resolved: dict[str, Any] = {}
     for key, value in variables.items():
-        value = conv.resolve(value, (*path, key))
-        resolved[key] = value
+        resolved[key] = conv.resolve(value, (*path, key))
         conv.origins[(*loc, "environment", key)] = (*path, key)
     conv.put(fn, loc, "environment", resolved, path, note="Environment.Variables")
 
 
 def _layers(
-    conv: Conversion, properties: dict[str, Any], paths: dict[str, Loc], fn: dict[str, Any], loc: Loc, used: set[str]
+    conv: Conversion,
+    properties: dict[str, Any],
+    paths: dict[str, Loc],
+    fn: dict[str, Any],
+    loc: Loc,
+    used: set[str],
 ) -> None:
     if "Layers" not in properties:
         return
@@ -175,14 +188,22 @@ def _layers(
             conv.origins[(*loc, "layers", len(found))] = path
             found.append(directory)
         else:
-            conv.skip(path, "a layer ARN cannot be fetched: declare the layer as an AWS::Serverless::LayerVersion "
-                      "with a local ContentUri")
+            conv.skip(
+                path,
+                "a layer ARN cannot be fetched: declare the layer as an AWS::Serverless::LayerVersion "
+                "with a local ContentUri",
+            )
     if found:
         conv.put(fn, loc, "layers", found, paths["Layers"], note="Layers (their ContentUri)")
 
 
 def _provisioned(
-    conv: Conversion, properties: dict[str, Any], paths: dict[str, Loc], fn: dict[str, Any], loc: Loc, used: set[str]
+    conv: Conversion,
+    properties: dict[str, Any],
+    paths: dict[str, Loc],
+    fn: dict[str, Any],
+    loc: Loc,
+    used: set[str],
 ) -> None:
     if "ProvisionedConcurrencyConfig" not in properties:
         return
@@ -193,8 +214,14 @@ def _provisioned(
     if count is None:
         conv.problem(path, "expected ProvisionedConcurrentExecutions")
         return
-    conv.put(fn, loc, "provisioned_concurrency", count, (*path, "ProvisionedConcurrentExecutions"),
-             note="ProvisionedConcurrencyConfig.ProvisionedConcurrentExecutions")
+    conv.put(
+        fn,
+        loc,
+        "provisioned_concurrency",
+        count,
+        (*path, "ProvisionedConcurrentExecutions"),
+        note="ProvisionedConcurrencyConfig.ProvisionedConcurrentExecutions",
+    )
     conv.put(fn, loc, "isolation", "process", path, note="warm workers need process isolation")
 
 
@@ -205,7 +232,7 @@ def _destination(conv: Conversion, value: Any, path: Loc) -> str | None:
         return None
     kind, target = value.get("Type"), value.get("Destination")
     if kind not in ("SQS", "SNS", "Lambda"):
-        conv.skip(path, f"a destination of Type {kind} is not supported (SQS, SNS or Lambda)")
+        conv.skip(path, f"pipelined has no {kind} destinations (SQS, SNS or Lambda)")
         return None
     if target is None:
         conv.skip(path, "SAM would create the destination: name one with Destination")
@@ -216,7 +243,12 @@ def _destination(conv: Conversion, value: Any, path: Loc) -> str | None:
 
 
 def _async(
-    conv: Conversion, properties: dict[str, Any], paths: dict[str, Loc], fn: dict[str, Any], loc: Loc, used: set[str]
+    conv: Conversion,
+    properties: dict[str, Any],
+    paths: dict[str, Loc],
+    fn: dict[str, Any],
+    loc: Loc,
+    used: set[str],
 ) -> None:
     settings: dict[str, Any] = {}
     where: Loc = (*loc, "async")
@@ -226,7 +258,10 @@ def _async(
         path = paths["EventInvokeConfig"]
         config = conv.resolve(properties["EventInvokeConfig"], path)
         config = config if isinstance(config, dict) else {}
-        rules = {"MaximumRetryAttempts": "maximum_retry_attempts", "MaximumEventAgeInSeconds": "maximum_event_age"}
+        rules = {
+            "MaximumRetryAttempts": "maximum_retry_attempts",
+            "MaximumEventAgeInSeconds": "maximum_event_age",
+        }
         for prop, key in rules.items():
             if prop in config:
                 conv.put(settings, where, key, config[prop], (*path, prop), note=f"EventInvokeConfig.{prop}")
@@ -236,10 +271,17 @@ def _async(
                 at = (*path, "DestinationConfig", prop)
                 target = _destination(conv, value, at)
                 if target is not None:
-                    conv.put(destinations, (*where, "destinations"), key, target, at, note=f"DestinationConfig.{prop}")
+                    conv.put(
+                        destinations,
+                        (*where, "destinations"),
+                        key,
+                        target,
+                        at,
+                        note=f"DestinationConfig.{prop}",
+                    )
         for prop in config:
             if prop not in (*rules, "DestinationConfig"):
-                conv.skip((*path, prop), "not supported by pipelined")
+                conv.skip((*path, prop), "pipelined has no equivalent")
     if "DeadLetterQueue" in properties:
         used.add("DeadLetterQueue")
         path = paths["DeadLetterQueue"]
@@ -247,8 +289,14 @@ def _async(
         if "on_failure" in destinations:
             conv.skip(path, "EventInvokeConfig's OnFailure destination is used instead")
         elif isinstance(dlq, dict) and dlq.get("TargetArn"):
-            conv.put(destinations, (*where, "destinations"), "on_failure", dlq["TargetArn"], (*path, "TargetArn"),
-                     note="DeadLetterQueue (failed asynchronous events)")
+            conv.put(
+                destinations,
+                (*where, "destinations"),
+                "on_failure",
+                dlq["TargetArn"],
+                (*path, "TargetArn"),
+                note="DeadLetterQueue (failed asynchronous events)",
+            )
         else:
             conv.problem(path, "expected Type and TargetArn")
     if destinations:
@@ -267,7 +315,11 @@ def _function_url(conv: Conversion, config: Any, path: Loc, loc: Loc, index: int
             continue
         if prop == "InvokeMode" and value == "BUFFERED":
             continue
-        reason = "the URL is not signed: requests are not checked" if prop == "AuthType" else "not supported"
+        reason = (
+            "the URL is not signed: requests are not checked"
+            if prop == "AuthType"
+            else "pipelined has no equivalent"
+        )
         conv.skip((*path, prop), reason)
     conv.origins[where] = path
     return event

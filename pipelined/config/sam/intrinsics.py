@@ -12,13 +12,21 @@ import json
 import re
 import shlex
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pipelined.config.sam.reader import Template
 from pipelined.config.types import Loc
 
-if TYPE_CHECKING:
-    from pipelined.config.sam.resources import Resources
+
+class ResourceRefs(Protocol):
+    """What `!Ref` and `!GetAtt` of the template's resources give (resources.Resources)."""
+
+    def has(self, logical_id: str) -> bool: ...
+
+    def ref(self, logical_id: str, path: Loc) -> Any: ...
+
+    def attribute(self, logical_id: str, attribute: str, path: Loc) -> Any: ...
+
 
 ACCOUNT_ID = "123456789012"  # the account local AWS-protocol servers (moto) use
 
@@ -57,33 +65,36 @@ class Resolver:
         self.template = template
         self.region = region
         self.problems: list[str] = []
-        self.resources: Resources | None = None  # set by Resources, which needs the resolver too
+        self.resources: ResourceRefs | None = None  # set by Resources, which needs the resolver too
         self.parameters: dict[str, Any] = {}
         self._conditions: dict[str, bool] = {}
         declared = template.data.get("Parameters") or {}
         for key in overrides:
             if key not in declared:
                 self.problem((), f"--parameter-overrides: the template has no parameter {key!r}")
-        for name, spec in declared.items():
-            spec = spec if isinstance(spec, dict) else {}
+        for name, declaration in declared.items():
+            spec = declaration if isinstance(declaration, dict) else {}
             if name in overrides:
                 value: Any = overrides[name]
             elif "Default" in spec:
                 value = spec["Default"]
             else:
-                self.problem(("Parameters", name), f"no value: give a Default or --parameter-overrides {name}=VALUE")
+                self.problem(
+                    ("Parameters", name), f"no value: give a Default or --parameter-overrides {name}=VALUE"
+                )
                 continue
             allowed = spec.get("AllowedValues")
             if isinstance(allowed, list) and str(value) not in [str(a) for a in allowed]:
                 self.problem(("Parameters", name), f"{value!r} is not one of AllowedValues {allowed}")
             self.parameters[name] = _typed(str(spec.get("Type", "String")), value)
+        stack = template.path.parent.name or "sam-app"  # `sam init` names the directory after the stack
         self.pseudo: dict[str, Any] = {
             "AWS::Region": region,
             "AWS::AccountId": ACCOUNT_ID,
             "AWS::Partition": "aws",
             "AWS::URLSuffix": "amazonaws.com",
-            "AWS::StackName": template.path.parent.name or "sam-app",
-            "AWS::StackId": f"arn:aws:cloudformation:{region}:{ACCOUNT_ID}:stack/{template.path.parent.name}/0",
+            "AWS::StackName": stack,
+            "AWS::StackId": f"arn:aws:cloudformation:{region}:{ACCOUNT_ID}:stack/{stack}/0",
             "AWS::NotificationARNs": [],
             "AWS::NoValue": NO_VALUE,
         }
@@ -110,8 +121,9 @@ class Resolver:
         """``value`` with every intrinsic function in it replaced by its result."""
         if isinstance(value, dict):
             if len(value) == 1:
-                (key, argument), = value.items()
-                if key == "Ref" or key.startswith("Fn::") or key == "Condition" and isinstance(argument, str):
+                ((key, argument),) = value.items()
+                condition = key == "Condition" and isinstance(argument, str)
+                if key == "Ref" or key.startswith("Fn::") or condition:
                     return self._function(key, argument, (*path, key))
             resolved = {k: self.resolve(v, (*path, k)) for k, v in value.items()}
             return {k: v for k, v in resolved.items() if v is not NO_VALUE}
@@ -193,7 +205,9 @@ class Resolver:
     def attribute(self, logical_id: str, attribute: str, path: Loc) -> Any:
         """What ``!GetAtt logical_id.attribute`` gives."""
         if self.resources is None or not self.resources.has(logical_id):
-            self.problem(path, f"!GetAtt {logical_id}.{attribute}: no resource {logical_id!r} in the template")
+            self.problem(
+                path, f"!GetAtt {logical_id}.{attribute}: no resource {logical_id!r} in the template"
+            )
             return None
         return self.resources.attribute(logical_id, attribute, path)
 

@@ -21,8 +21,17 @@ from pipelined.config.types import Loc
 from pipelined.errors import ConfigError
 
 # The template's own sections; anything else at the top is listed as unsupported.
-_SECTIONS = {"AWSTemplateFormatVersion", "Transform", "Description", "Parameters", "Conditions",
-             "Mappings", "Globals", "Resources", "Metadata"}
+_SECTIONS = {
+    "AWSTemplateFormatVersion",
+    "Transform",
+    "Description",
+    "Parameters",
+    "Conditions",
+    "Mappings",
+    "Globals",
+    "Resources",
+    "Metadata",
+}
 _RESOURCE_REASONS = {
     "AWS::IAM::Role": "IAM: pipelined does not enforce permissions",
     "AWS::IAM::Policy": "IAM: pipelined does not enforce permissions",
@@ -47,7 +56,7 @@ class SamConfig:
         """One ``FILE:LINE: path: left out: reason`` line per thing the template has and pipelined not."""
         template = self.conversion.template
         found = sorted(self.conversion.unsupported, key=lambda u: template.line(u.path))
-        return [template.where(u.path, f"not supported, left out: {u.reason}") for u in found]
+        return [template.where(u.path, f"not supported (left out): {u.reason}") for u in found]
 
 
 def convert_template(path: str | Path, overrides: Mapping[str, str] | None = None) -> Conversion:
@@ -70,7 +79,9 @@ def convert_template(path: str | Path, overrides: Mapping[str, str] | None = Non
             _origins(conv, (key,), ("Metadata", SETTINGS, key), value)
     for key in template.data:
         if key not in _SECTIONS:
-            reason = "a deployment's outputs: pipelined has none" if key == "Outputs" else "not supported"
+            reason = (
+                "a deployment's outputs; pipelined deploys nothing" if key == "Outputs" else "no equivalent"
+            )
             conv.skip((key,), reason)
     for key in metadata if isinstance(metadata, dict) else {}:
         if key != SETTINGS:
@@ -83,7 +94,7 @@ def convert_template(path: str | Path, overrides: Mapping[str, str] | None = Non
             name, fn = map_function(conv, logical_id)
             functions[name] = fn
         elif kind not in KNOWN_TYPES:
-            reason = _RESOURCE_REASONS.get(kind, f"{kind} resources are not created by pipelined")
+            reason = _RESOURCE_REASONS.get(kind, f"pipelined does not create {kind} resources")
             conv.skip(("Resources", logical_id, "Type"), reason)
     if not functions:
         conv.problem(("Resources",), "no AWS::Serverless::Function resource: nothing to run")
@@ -116,7 +127,13 @@ def _where(conv: Conversion, error: Any) -> str:
         if isinstance(data, dict) and data.get("type") == part and part in EVENT_SOURCE_CLASSES:
             continue  # pydantic's discriminator tag, not a key
         plain.append(part)
-        data = data.get(part) if isinstance(data, dict) else data[part] if isinstance(data, list) and isinstance(part, int) and part < len(data) else None
+        data = (
+            data.get(part)
+            if isinstance(data, dict)
+            else data[part]
+            if isinstance(data, list) and isinstance(part, int) and part < len(data)
+            else None
+        )
     path = tuple(plain)
     for end in range(len(path), -1, -1):
         if path[:end] in conv.origins:

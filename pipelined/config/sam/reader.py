@@ -76,7 +76,9 @@ def _decode(text: str, file: str) -> Any:
         try:
             return cfn_json.loads(text)
         except cfn_json.JSONDecodeError as exc:
-            raise ConfigError([f"{file}:{m.linenumber}: invalid JSON: {m.message}" for m in exc.matches]) from None
+            raise ConfigError(
+                [f"{file}:{m.linenumber}: invalid JSON: {m.message}" for m in exc.matches]
+            ) from None
         except json.JSONDecodeError as exc:
             raise ConfigError([f"{file}:{exc.lineno}: invalid JSON: {exc.msg}"]) from None
     try:

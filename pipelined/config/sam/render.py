@@ -45,14 +45,18 @@ def _comment(conv: Conversion, loc: Loc) -> str:
     return ""
 
 
-def _mapping(conv: Conversion, data: dict[str, Any], loc: Loc, indent: int, out: list[str], first: str = "") -> None:
+def _mapping(
+    conv: Conversion, data: dict[str, Any], loc: Loc, indent: int, out: list[str], first: str = ""
+) -> None:
     pad = " " * indent
     for index, (key, value) in enumerate(data.items()):
         lead = first if index == 0 and first else pad
         _entry(conv, f"{lead}{_scalar(key)}:", value, (*loc, key), indent, out, flow=key in _FLOW)
 
 
-def _entry(conv: Conversion, head: str, value: Any, loc: Loc, indent: int, out: list[str], flow: bool) -> None:
+def _entry(
+    conv: Conversion, head: str, value: Any, loc: Loc, indent: int, out: list[str], flow: bool
+) -> None:
     comment = _comment(conv, loc)
     if flow or not isinstance(value, dict | list) or not value or _scalars(value):
         out.append(f"{head} {_inline(value)}{comment}")

@@ -114,7 +114,10 @@ class Resources:
             QUEUE: {"QueueName": name, "QueueUrl": self.ref(logical_id, path)},
             TOPIC: {"TopicName": name, "TopicArn": self._arn(kind, name)},
             TABLE: {"StreamArn": f"{self._arn(kind, name)}/stream/latest"},
-            BUCKET: {"DomainName": f"{name}.s3.amazonaws.com", "RegionalDomainName": f"{name}.s3.amazonaws.com"},
+            BUCKET: {
+                "DomainName": f"{name}.s3.amazonaws.com",
+                "RegionalDomainName": f"{name}.s3.amazonaws.com",
+            },
             EVENT_BUS: {"Name": name},
         }.get(kind, {})
         if attribute in values:
@@ -131,7 +134,9 @@ class Resources:
         found = Declared()
         for logical_id in self.all:
             kind = self.type(logical_id)
-            properties = self.resolver.resolve(self.properties(logical_id), ("Resources", logical_id, "Properties"))
+            properties = self.resolver.resolve(
+                self.properties(logical_id), ("Resources", logical_id, "Properties")
+            )
             if kind == QUEUE:
                 attributes = {
                     k: str(v).lower() if isinstance(v, bool) else str(v)
@@ -149,7 +154,9 @@ class Resources:
                 short = {"String": "S", "Number": "N", "Binary": "B"}.get(str(key.get("Type")), "S")
                 found.tables[self.name(logical_id)] = {
                     "KeySchema": [{"AttributeName": key.get("Name", "id"), "KeyType": "HASH"}],
-                    "AttributeDefinitions": [{"AttributeName": key.get("Name", "id"), "AttributeType": short}],
+                    "AttributeDefinitions": [
+                        {"AttributeName": key.get("Name", "id"), "AttributeType": short}
+                    ],
                 }
             elif kind == BUCKET:
                 found.buckets.add(self.name(logical_id))
