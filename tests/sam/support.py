@@ -37,9 +37,10 @@ def listen_port(template: Path, section: str) -> int:
 
 
 class SamDev(DaemonProcess):
-    """`pipelined dev --sam TEMPLATE [ARGS]` as a subprocess."""
+    """`pipelined dev --sam TEMPLATE [ARGS]` (or `run --sam`) as a subprocess."""
 
-    def __init__(self, template: Path, *arguments: str) -> None:
+    def __init__(self, template: Path, *arguments: str, command: str = "dev") -> None:
+        self.command = command
         self.config = template
         self.env = dict(os.environ)
         self.extra_env = {}
@@ -54,7 +55,7 @@ class SamDev(DaemonProcess):
     def start(self, wait_ready: bool = True) -> SamDev:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "pipelined", "dev", "--sam", str(self.config), *self.arguments],
+            [sys.executable, "-m", "pipelined", self.command, "--sam", str(self.config), *self.arguments],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=self.env,
@@ -62,7 +63,7 @@ class SamDev(DaemonProcess):
         )
         log.close()
         if wait_ready:
-            wait_until(self.ready, timeout=30, message=f"pipelined dev --sam ready; log:\n{self.logs()}")
+            wait_until(self.ready, timeout=30, message=f"{self.command} --sam ready; log:\n{self.logs()}")
         return self
 
     def endpoint(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -20,8 +21,8 @@ from tests.support import read_records, run_cli, wait_until
 def dev() -> Iterator[Callable[..., SamDev]]:
     started: list[SamDev] = []
 
-    def start(template: Path, *arguments: str) -> SamDev:
-        process = SamDev(template, *arguments)
+    def start(template: Path, *arguments: str, command: str = "dev") -> SamDev:
+        process = SamDev(template, *arguments, command=command)
         started.append(process)
         return process.start()
 
@@ -56,6 +57,22 @@ def test_lambda_guide_hello_world_answers_get_hello(tmp_path: Path, dev: Callabl
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(urllib.request.Request(f"{base}/hello", method="POST", data=b"{}"), timeout=10)
     assert refused.value.code in (403, 404, 405)
+
+
+def test_run_sam_serves_the_template_and_a_reload_rereads_it(
+    tmp_path: Path, dev: Callable[..., SamDev]
+) -> None:
+    template = sam_app(tmp_path, "hello-api")
+    proc = dev(template, command="run")
+    assert "Architectures: not supported (left out)" in proc.logs()
+    base = f"http://127.0.0.1:{proc.gateway_port}"
+    with urllib.request.urlopen(f"{base}/hello", timeout=10) as response:
+        assert response.status == 200
+    template.write_text(template.read_text().replace("Path: /hello", "Path: /greetings"))
+    proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: "reloaded:" in proc.logs(), message=f"the reload; log:\n{proc.logs()}")
+    with urllib.request.urlopen(f"{base}/greetings", timeout=10) as response:
+        assert json.loads(response.read())["path"] == "/greetings"
 
 
 def test_sqs_sample_consumes_matching_messages(tmp_path: Path, dev: Callable[..., SamDev]) -> None:
