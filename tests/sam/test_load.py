@@ -352,3 +352,38 @@ def test_usage_errors_name_the_flag(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "expected KEY=VALUE, got 'novalue'" in capsys.readouterr().err
     assert main(["validate", "--sam", str(tmp_path / "missing.yaml")]) == 2
     assert capsys.readouterr().err == f"{tmp_path / 'missing.yaml'}: file not found\n"
+
+
+def test_a_sam_template_given_as_a_pipelined_file_says_to_use_sam(capsys: pytest.CaptureFixture[str]) -> None:
+    template = FIXTURES / "sqs" / "template.yaml"
+    assert main(["validate", str(template)]) == 2
+    assert capsys.readouterr().err == (
+        f"{template}:2: an AWS SAM template, not a pipelined file: use --sam {template}\n"
+    )
+
+
+def test_converted_file_keeps_literal_dollar_braces(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _write(
+        tmp_path,
+        """
+        Transform: AWS::Serverless-2016-10-31
+        Resources:
+          Fn:
+            Type: AWS::Serverless::Function
+            Properties:
+              CodeUri: src/
+              Handler: app.handler
+              Environment:
+                Variables:
+                  TEMPLATE: !Sub "${!name} in ${AWS::Region}"
+                  PLAIN: "${HOME}"
+        """,
+    )
+    assert main(["sam", "convert", str(path)]) == 0
+    converted = tmp_path / "pipeline.yaml"
+    converted.write_text(capsys.readouterr().out)
+    expected = {"TEMPLATE": "${name} in us-east-1", "PLAIN": "${HOME}"}
+    assert load_config(converted).functions["Fn"].environment == expected
+    assert load_sam(path).config.functions["Fn"].environment == expected
