@@ -59,30 +59,7 @@ async def create_resources(
     wanted.tables |= set(declared.tables)
     wanted.streams |= declared.streams
     wanted.topics |= declared.topics
-    lines: list[str] = []
-    for name, visibility in sorted(wanted.queues.items()):
-        sqs = await clients.client("sqs")
-        # The template's own attributes (VisibilityTimeout, FifoQueue, ...) win over dev mode's.
-        attributes: dict[str, str] = dict(declared.queues.get(name, {}))
-        fifo = name.endswith(".fifo")
-        if fifo:
-            attributes.update(FifoQueue="true", ContentBasedDeduplication="true")
-        if visibility is not None:
-            dlq = name.removesuffix(".fifo") + "-dlq" + (".fifo" if fifo else "")
-            dlq_url = (await sqs.create_queue(QueueName=dlq, Attributes=dict(attributes)))["QueueUrl"]
-            arn = (await sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"]))[
-                "Attributes"
-            ]
-            policy = json.dumps({"deadLetterTargetArn": arn["QueueArn"], "maxReceiveCount": DLQ_MAX_RECEIVES})
-            attributes.setdefault("VisibilityTimeout", str(min(43200, visibility)))
-            attributes["RedrivePolicy"] = policy
-            lines.append(
-                f"queue {name} (visibility {attributes['VisibilityTimeout']}s, "
-                f"DLQ {dlq} after {DLQ_MAX_RECEIVES} receives)"
-            )
-        else:
-            lines.append(f"queue {name}")
-        await sqs.create_queue(QueueName=name, Attributes=attributes)
+    lines = await _create_queues(wanted.queues, declared, clients)
     if wanted.buckets:
         s3 = await clients.client("s3")
         for bucket in sorted(wanted.buckets):
@@ -121,6 +98,49 @@ async def create_resources(
         sns = await clients.client("sns")
         await sns.create_topic(Name=topic)
         lines.append(f"topic {topic}")
+    return lines
+
+
+async def _create_queues(queues: dict[str, int | None], declared: Declared, clients: AwsClients) -> list[str]:
+    """Every queue (the template's attributes win), a DLQ for each a function reads; one line each."""
+    lines: list[str] = []
+    # A template's RedrivePolicy is set once every queue exists: its target may come later in the list.
+    redrives: list[tuple[str, str]] = []
+    for name, visibility in sorted(queues.items()):
+        sqs = await clients.client("sqs")
+        attributes: dict[str, str] = {}
+        fifo = name.endswith(".fifo")
+        if fifo:
+            attributes.update(FifoQueue="true", ContentBasedDeduplication="true")
+        own = dict(declared.queues.get(name, {}))  # the template's attributes win over dev mode's
+        redrive = own.pop("RedrivePolicy", None)
+        if visibility is not None and redrive is not None:
+            own.setdefault("VisibilityTimeout", str(min(43200, visibility)))
+            lines.append(
+                f"queue {name} (visibility {own['VisibilityTimeout']}s, the template's RedrivePolicy)"
+            )
+        elif visibility is not None:
+            dlq = name.removesuffix(".fifo") + "-dlq" + (".fifo" if fifo else "")
+            dlq_url = (await sqs.create_queue(QueueName=dlq, Attributes=dict(attributes)))["QueueUrl"]
+            arn = (await sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"]))[
+                "Attributes"
+            ]
+            policy = json.dumps({"deadLetterTargetArn": arn["QueueArn"], "maxReceiveCount": DLQ_MAX_RECEIVES})
+            own.setdefault("VisibilityTimeout", str(min(43200, visibility)))
+            attributes["RedrivePolicy"] = policy
+            lines.append(
+                f"queue {name} (visibility {own['VisibilityTimeout']}s, "
+                f"DLQ {dlq} after {DLQ_MAX_RECEIVES} receives)"
+            )
+        else:
+            lines.append(f"queue {name}")
+        url = (await sqs.create_queue(QueueName=name, Attributes={**attributes, **own}))["QueueUrl"]
+        if redrive is not None:
+            redrives.append((url, redrive))
+    for url, policy in redrives:
+        await (await clients.client("sqs")).set_queue_attributes(
+            QueueUrl=url, Attributes={"RedrivePolicy": policy}
+        )
     return lines
 
 

@@ -78,7 +78,7 @@ def test_run_sam_serves_the_template_and_a_reload_rereads_it(
 def test_sqs_sample_consumes_matching_messages(tmp_path: Path, dev: Callable[..., SamDev]) -> None:
     template = sam_app(tmp_path, "sqs")
     proc = dev(template)
-    assert "created queue orders (visibility 30s" in proc.logs()
+    assert "created queue orders (visibility 30s, the template's RedrivePolicy)" in proc.logs()
     sent = run_cli("dev", "send", "--sam", str(template), "orders", '{"kind": "order", "n": 1}')
     assert sent.returncode == 0, sent.stderr
     sqs = _client("sqs", proc)
@@ -90,9 +90,13 @@ def test_sqs_sample_consumes_matching_messages(tmp_path: Path, dev: Callable[...
     assert bodies == [1, 3]  # the FilterCriteria pattern dropped the refund
 
     def in_flight() -> str:
-        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "VisibilityTimeout"]
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "All"]
         attributes = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=names)["Attributes"]
-        assert attributes["VisibilityTimeout"] == "30"  # the template's, not dev mode's default
+        # The template's queue attributes, not dev mode's defaults.
+        assert attributes["VisibilityTimeout"] == "30"
+        redrive = json.loads(attributes["RedrivePolicy"])
+        assert redrive["deadLetterTargetArn"].endswith(":OrdersDeadLetters")
+        assert int(redrive["maxReceiveCount"]) == 5
         return attributes["ApproximateNumberOfMessages"] + attributes["ApproximateNumberOfMessagesNotVisible"]
 
     wait_until(lambda: in_flight() == "00", message="every message deleted")

@@ -20,7 +20,8 @@ from pipelined.config import (
     SqsSource,
     load_config,
 )
-from pipelined.config.sam import load_sam
+from pipelined.config.sam import convert_template, load_sam
+from pipelined.config.sam import events as sam_events
 from pipelined.errors import ConfigError
 from tests.sam.support import FIXTURES
 
@@ -333,12 +334,12 @@ def test_converted_file_says_where_each_value_came_from(capsys: pytest.CaptureFi
     assert main(["sam", "convert", str(template), "--parameter-overrides", "BatchSize=7"]) == 0
     text = capsys.readouterr().out
     assert (
-        "#   24: Resources.OrderProcessor.Properties.Policies: IAM: pipelined does not enforce permissions"
+        "#   30: Resources.OrderProcessor.Properties.Policies: IAM: pipelined does not enforce permissions"
         in text
     )
-    assert "  OrderProcessor:  # Resources.OrderProcessor (line 17)\n" in text
-    assert "        batch_size: 7  # BatchSize (line 35)\n" in text
-    assert '        filter_patterns: [{"body": {"kind": ["order"]}}]  # FilterCriteria (line 39)\n' in text
+    assert "  OrderProcessor:  # Resources.OrderProcessor (line 23)\n" in text
+    assert "        batch_size: 7  # BatchSize (line 41)\n" in text
+    assert '        filter_patterns: [{"body": {"kind": ["order"]}}]  # FilterCriteria (line 45)\n' in text
 
 
 def test_usage_errors_name_the_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -387,3 +388,88 @@ def test_converted_file_keeps_literal_dollar_braces(
     expected = {"TEMPLATE": "${name} in us-east-1", "PLAIN": "${HOME}"}
     assert load_config(converted).functions["Fn"].environment == expected
     assert load_sam(path).config.functions["Fn"].environment == expected
+
+
+def test_eventbridge_mapping_gives_the_eventbridge_source_shape(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Checked on the converted data: the `eventbridge` model itself arrives with issue 15.
+    monkeypatch.setattr(sam_events, "EVENTBRIDGE_SUPPORTED", True)
+    path = _write(
+        tmp_path,
+        """
+        Transform: AWS::Serverless-2016-10-31
+        Resources:
+          Bus:
+            Type: AWS::Events::EventBus
+            Properties: {Name: shop}
+          Failed:
+            Type: AWS::SQS::Queue
+          Fn:
+            Type: AWS::Serverless::Function
+            Properties:
+              CodeUri: src/
+              Handler: app.handler
+              Events:
+                Placed:
+                  Type: EventBridgeRule
+                  Properties:
+                    EventBusName: !Ref Bus
+                    Pattern: {source: [shop.orders]}
+                    InputTransformer:
+                      InputPathsMap: {id: $.detail.id}
+                      InputTemplate: '{"order": <id>}'
+                    RetryPolicy: {MaximumRetryAttempts: 3, MaximumEventAgeInSeconds: 600}
+                    DeadLetterConfig: {Arn: !GetAtt Failed.Arn}
+                    Target: {Id: t}
+        """,
+    )
+    conv = convert_template(path)
+    assert conv.data["event_buses"] == {"shop": {}}
+    assert conv.data["functions"]["Fn"]["events"] == [
+        {
+            "type": "eventbridge",
+            "name": "Placed",
+            "bus": "shop",
+            "pattern": {"source": ["shop.orders"]},
+            "input_transformer": {
+                "input_paths_map": {"id": "$.detail.id"},
+                "input_template": '{"order": <id>}',
+            },
+            "retry_policy": {"maximum_retry_attempts": 3, "maximum_event_age": 600},
+            "dead_letter": "arn:aws:sqs:us-east-1:123456789012:Failed",
+        }
+    ]
+    assert [u.path[-1] for u in conv.unsupported] == ["Target"]
+
+
+def test_api_resources_settings_are_listed(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        """
+        Transform: AWS::Serverless-2016-10-31
+        Resources:
+          Api:
+            Type: AWS::Serverless::Api
+            Properties:
+              StageName: Prod
+              Cors: "'*'"
+          Fn:
+            Type: AWS::Serverless::Function
+            Properties:
+              CodeUri: src/
+              Handler: app.handler
+              Events:
+                Get: {Type: Api, Properties: {Path: /x, Method: get, RestApiId: !Ref Api}}
+        """,
+    )
+    left_out, one_gateway = (
+        "not supported (left out)",
+        "one gateway serves every route (see Metadata.pipelined.gateway)",
+    )
+    assert load_sam(path).unsupported() == [
+        f"{path}:6: Resources.Api.Properties.StageName: {left_out}: {one_gateway}",
+        f"{path}:7: Resources.Api.Properties.Cors: {left_out}: {one_gateway}",
+        f"{path}:14: Resources.Fn.Properties.Events.Get.Properties.RestApiId: {left_out}: "
+        "all routes are served by pipelined's one gateway",
+    ]

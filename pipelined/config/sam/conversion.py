@@ -13,7 +13,7 @@ from typing import Any
 
 from pipelined.config.sam.intrinsics import Resolver
 from pipelined.config.sam.reader import Template
-from pipelined.config.sam.resources import Resources
+from pipelined.config.sam.resources import Declared, Resources
 from pipelined.config.types import Loc
 
 # SAM property -> pipelined key, optionally with a converter of the resolved value.
@@ -39,6 +39,7 @@ class Conversion:
     origins: dict[Loc, Loc] = field(default_factory=dict)
     notes: dict[Loc, str] = field(default_factory=dict)
     unsupported: list[Unsupported] = field(default_factory=list)
+    declared: Declared = field(default_factory=Declared)  # what `pipelined dev` creates
 
     def resolve(self, value: Any, path: Loc) -> Any:
         return self.resolver.resolve(value, path)

@@ -98,6 +98,9 @@ def convert_template(path: str | Path, overrides: Mapping[str, str] | None = Non
             conv.skip(("Resources", logical_id, "Type"), reason)
     if not functions:
         conv.problem(("Resources",), "no AWS::Serverless::Function resource: nothing to run")
+    conv.declared, unused = conv.resources.declared()
+    for where, reason in unused:
+        conv.skip(where, reason)
     conv.data["functions"] = functions
     conv.origins[("functions",)] = ("Resources",)
     if resolver.problems:
@@ -115,7 +118,7 @@ def load_sam(path: str | Path, overrides: Mapping[str, str] | None = None) -> Sa
     except ValidationError as exc:
         problems = [_where(conv, error) for error in exc.errors(include_url=False)]
         raise ConfigError(_ordered(problems)) from None
-    return SamConfig(config, conv, conv.resources.declared())
+    return SamConfig(config, conv, conv.declared)
 
 
 def _where(conv: Conversion, error: Any) -> str:

@@ -7,6 +7,7 @@ stay the same from one run to the next.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,42 +130,84 @@ class Resources:
         region = self.resolver.region
         return _ARN[kind].format(region=region, account=ACCOUNT_ID, name=name)
 
-    def declared(self) -> Declared:
-        """What the template creates, for dev mode."""
+    def declared(self) -> tuple[Declared, list[tuple[Loc, str]]]:
+        """What the template creates, for dev mode, and the properties of it dev mode does not apply."""
         found = Declared()
+        unused: list[tuple[Loc, str]] = []
         for logical_id in self.all:
             kind = self.type(logical_id)
-            properties = self.resolver.resolve(
-                self.properties(logical_id), ("Resources", logical_id, "Properties")
-            )
+            path: Loc = ("Resources", logical_id, "Properties")
+            properties = self.resolver.resolve(self.properties(logical_id), path)
+            name = self.name(logical_id) if kind in _NAME_PROPERTY else logical_id
             if kind == QUEUE:
-                attributes = {
-                    k: str(v).lower() if isinstance(v, bool) else str(v)
-                    for k, v in properties.items()
-                    if k in ("VisibilityTimeout", "FifoQueue", "ContentBasedDeduplication", "DelaySeconds")
+                found.queues[name] = {
+                    k: _attribute(v) for k, v in properties.items() if k in _QUEUE_ATTRIBUTES
                 }
-                found.queues[self.name(logical_id)] = attributes
-            elif kind == TABLE and properties.get("KeySchema"):
-                found.tables[self.name(logical_id)] = {
-                    "KeySchema": properties["KeySchema"],
-                    "AttributeDefinitions": properties.get("AttributeDefinitions", []),
+            elif kind == TABLE:
+                key_schema = properties.get("KeySchema") or [{"AttributeName": "id", "KeyType": "HASH"}]
+                found.tables[name] = {
+                    "KeySchema": key_schema,
+                    "AttributeDefinitions": properties.get("AttributeDefinitions")
+                    or [{"AttributeName": "id", "AttributeType": "S"}],
                 }
-            elif kind in (TABLE, SIMPLE_TABLE):
+            elif kind == SIMPLE_TABLE:
                 key = properties.get("PrimaryKey") or {"Name": "id", "Type": "String"}
                 short = {"String": "S", "Number": "N", "Binary": "B"}.get(str(key.get("Type")), "S")
-                found.tables[self.name(logical_id)] = {
+                found.tables[name] = {
                     "KeySchema": [{"AttributeName": key.get("Name", "id"), "KeyType": "HASH"}],
                     "AttributeDefinitions": [
                         {"AttributeName": key.get("Name", "id"), "AttributeType": short}
                     ],
                 }
             elif kind == BUCKET:
-                found.buckets.add(self.name(logical_id))
+                found.buckets.add(name)
             elif kind == STREAM:
-                found.streams.add(self.name(logical_id))
+                found.streams.add(name)
             elif kind == TOPIC:
-                found.topics.add(self.name(logical_id))
-        return found
+                found.topics.add(name)
+            if kind in PASSIVE[:2]:
+                used: frozenset[str] = frozenset()
+                reason = "one gateway serves every route (see Metadata.pipelined.gateway)"
+            elif kind in _USED:
+                used, applied = _USED[kind]
+                reason = f"pipelined dev creates the {kind.rpartition('::')[2]} with {applied} only"
+            else:
+                continue
+            for prop in properties:
+                if prop not in used and not (prop == "ShardCount" and properties[prop] in (1, "1")):
+                    unused.append(((*path, prop), reason))
+        return found, unused
+
+
+_QUEUE_ATTRIBUTES = (
+    "VisibilityTimeout",
+    "FifoQueue",
+    "ContentBasedDeduplication",
+    "DelaySeconds",
+    "MessageRetentionPeriod",
+    "MaximumMessageSize",
+    "ReceiveMessageWaitTimeSeconds",
+    "RedrivePolicy",
+)
+# Per declared type: the properties dev mode applies, and what it applies (for the others' message).
+_USED: dict[str, tuple[frozenset[str], str]] = {
+    QUEUE: (frozenset({"QueueName", *_QUEUE_ATTRIBUTES}), "its name and queue attributes"),
+    TABLE: (
+        frozenset({"TableName", "KeySchema", "AttributeDefinitions", "BillingMode", "StreamSpecification"}),
+        "its name, key schema and a NEW_AND_OLD_IMAGES stream",
+    ),
+    SIMPLE_TABLE: (frozenset({"TableName", "PrimaryKey"}), "its name and primary key"),
+    BUCKET: (frozenset({"BucketName"}), "its name"),
+    STREAM: (frozenset({"Name"}), "its name and 1 shard"),
+    TOPIC: (frozenset({"TopicName"}), "its name"),
+    EVENT_BUS: (frozenset({"Name"}), "its name"),
+}
+
+
+def _attribute(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return json.dumps(value) if isinstance(value, dict | list) else str(value)
 
 
 _ARN = {
