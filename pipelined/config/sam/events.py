@@ -142,7 +142,7 @@ def map_events(conv: Conversion, function_id: str, name: str, events: Any, path:
         else:
             conv.skip((*at, "Type"), f"pipelined has no {kind} event source")
             continue
-        conv.put(target, loc, "name", event_name, at)
+        conv.put(target, loc, "name", event_name, at, note=f"Events.{event_name}")
         conv.origins[loc] = at
         mapped.append({"type": target.pop("type"), "name": target.pop("name"), **target})
     return mapped
@@ -224,8 +224,7 @@ def _s3(conv: Conversion, props: dict[str, Any], path: Loc, target: dict[str, An
         "via",
         {"sqs": queue},
         (*path, "Bucket"),
-        note=f"the bucket notifies SQS queue {queue} (created by pipelined dev; "
-        "else run `pipelined s3 setup-notifications`)",
+        note="notifications via this queue (dev mode creates it; else pipelined s3 setup-notifications)",
     )
     return {"Bucket", "Events", "Filter"}
 

@@ -114,7 +114,8 @@ def map_function(conv: Conversion, logical_id: str) -> tuple[str, dict[str, Any]
             used.add(prop)
             value = conv.resolve(properties[prop], paths[prop])
             if value is not None:
-                conv.put(fn, loc, key, value, paths[prop], note=prop)
+                note = prop if paths[prop][0] == "Resources" else f"Globals.Function.{prop}"
+                conv.put(fn, loc, key, value, paths[prop], note=note)
     _environment(conv, properties, paths, fn, loc, used)
     _layers(conv, properties, paths, fn, loc, used)
     _provisioned(conv, properties, paths, fn, loc, used)

@@ -92,6 +92,9 @@ def convert_template(path: str | Path, overrides: Mapping[str, str] | None = Non
         kind = conv.resources.type(logical_id)
         if kind == FUNCTION:
             name, fn = map_function(conv, logical_id)
+            if name in functions:
+                where = ("Resources", logical_id, "Properties", "FunctionName")
+                conv.problem(where, f"function name {name!r} is also another function's")
             functions[name] = fn
         elif kind not in KNOWN_TYPES:
             reason = _RESOURCE_REASONS.get(kind, f"pipelined does not create {kind} resources")
