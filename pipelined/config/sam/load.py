@@ -93,8 +93,8 @@ def convert_template(path: str | Path, overrides: Mapping[str, str] | None = Non
         if kind == FUNCTION:
             name, fn = map_function(conv, logical_id)
             if name in functions:
-                where = ("Resources", logical_id, "Properties", "FunctionName")
-                conv.problem(where, f"function name {name!r} is also another function's")
+                taken: Loc = ("Resources", logical_id, "Properties", "FunctionName")
+                conv.problem(taken, f"function name {name!r} is also another function's")
             functions[name] = fn
         elif kind not in KNOWN_TYPES:
             reason = _RESOURCE_REASONS.get(kind, f"pipelined does not create {kind} resources")
