@@ -17,7 +17,7 @@ import logging
 import os
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -25,6 +25,7 @@ from pipelined.app.daemon import Daemon
 from pipelined.app.summary import Ports, summary
 from pipelined.aws import AwsClients, describe, resolve_queue_url
 from pipelined.config import Config, S3Source
+from pipelined.config.sam import Declared
 from pipelined.errors import PipelinedError, UsageError
 from pipelined.observe.logs import setup_logging
 from pipelined.sources.registry import event_type
@@ -64,36 +65,26 @@ def _notified_queues(config: Config) -> set[str]:
 
 
 async def create_resources(
-    config: Config, clients: AwsClients, existing: DevResources | None = None
+    config: Config,
+    clients: AwsClients,
+    existing: DevResources | None = None,
+    declared: Declared | None = None,
 ) -> list[str]:
-    """Create what `wanted_resources` lists and point buckets at their queues; one line per resource.
+    """Create what `wanted_resources` lists (and a SAM template declares); one line per resource.
 
     With `existing` (what an earlier call created, updated here), only what is new is created.
     """
     wanted = wanted_resources(config)
+    declared = declared or Declared()
+    for queue in declared.queues:
+        wanted.queues.setdefault(queue, None)
+    wanted.buckets |= declared.buckets
+    wanted.tables |= set(declared.tables)
+    wanted.streams |= declared.streams
+    wanted.topics |= declared.topics
     if existing is not None:
         wanted = existing.missing(wanted)
-    lines: list[str] = []
-    for name, visibility in sorted(wanted.queues.items()):
-        sqs = await clients.client("sqs")
-        attributes: dict[str, str] = {}
-        fifo = name.endswith(".fifo")
-        if fifo:
-            attributes.update(FifoQueue="true", ContentBasedDeduplication="true")
-        if visibility is not None:
-            dlq = name.removesuffix(".fifo") + "-dlq" + (".fifo" if fifo else "")
-            dlq_url = (await sqs.create_queue(QueueName=dlq, Attributes=dict(attributes)))["QueueUrl"]
-            arn = (await sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"]))[
-                "Attributes"
-            ]
-            policy = json.dumps({"deadLetterTargetArn": arn["QueueArn"], "maxReceiveCount": DLQ_MAX_RECEIVES})
-            attributes.update(VisibilityTimeout=str(min(43200, visibility)), RedrivePolicy=policy)
-            lines.append(
-                f"queue {name} (visibility {visibility}s, DLQ {dlq} after {DLQ_MAX_RECEIVES} receives)"
-            )
-        else:
-            lines.append(f"queue {name}")
-        await sqs.create_queue(QueueName=name, Attributes=attributes)
+    lines = await _create_queues(wanted.queues, declared, clients)
     if wanted.buckets:
         s3 = await clients.client("s3")
         for bucket in sorted(wanted.buckets):
@@ -110,14 +101,22 @@ async def create_resources(
         lines += [f"notification {line}" for line in await setup_notifications(config, clients)]
     for table in sorted(wanted.tables):
         dynamodb = await clients.client("dynamodb")
+        schema = declared.tables.get(table) or {
+            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+        }
         await dynamodb.create_table(
             TableName=table,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            **schema,
             BillingMode="PAY_PER_REQUEST",
             StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
         )
-        lines.append(f"table {table} (hash key pk: S, stream NEW_AND_OLD_IMAGES)")
+        types = {d["AttributeName"]: d["AttributeType"] for d in schema["AttributeDefinitions"]}
+        keys = ", ".join(
+            f"{k['KeyType'].lower()} key {k['AttributeName']}: {types.get(k['AttributeName'], '?')}"
+            for k in schema["KeySchema"]
+        )
+        lines.append(f"table {table} ({keys}, stream NEW_AND_OLD_IMAGES)")
     for stream in sorted(wanted.streams):
         kinesis = await clients.client("kinesis")
         await kinesis.create_stream(StreamName=stream, ShardCount=1)
@@ -128,6 +127,49 @@ async def create_resources(
         lines.append(f"topic {topic}")
     if existing is not None:
         existing.update(wanted)  # only once all of it exists: a failed reload tries again next time
+    return lines
+
+
+async def _create_queues(queues: dict[str, int | None], declared: Declared, clients: AwsClients) -> list[str]:
+    """Every queue (the template's attributes win), a DLQ for each a function reads; one line each."""
+    lines: list[str] = []
+    # A template's RedrivePolicy is set once every queue exists: its target may come later in the list.
+    redrives: list[tuple[str, str]] = []
+    for name, visibility in sorted(queues.items()):
+        sqs = await clients.client("sqs")
+        attributes: dict[str, str] = {}
+        fifo = name.endswith(".fifo")
+        if fifo:
+            attributes.update(FifoQueue="true", ContentBasedDeduplication="true")
+        own = dict(declared.queues.get(name, {}))  # the template's attributes win over dev mode's
+        redrive = own.pop("RedrivePolicy", None)
+        if visibility is not None and redrive is not None:
+            own.setdefault("VisibilityTimeout", str(min(43200, visibility)))
+            lines.append(
+                f"queue {name} (visibility {own['VisibilityTimeout']}s, the template's RedrivePolicy)"
+            )
+        elif visibility is not None:
+            dlq = name.removesuffix(".fifo") + "-dlq" + (".fifo" if fifo else "")
+            dlq_url = (await sqs.create_queue(QueueName=dlq, Attributes=dict(attributes)))["QueueUrl"]
+            arn = (await sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"]))[
+                "Attributes"
+            ]
+            policy = json.dumps({"deadLetterTargetArn": arn["QueueArn"], "maxReceiveCount": DLQ_MAX_RECEIVES})
+            own.setdefault("VisibilityTimeout", str(min(43200, visibility)))
+            attributes["RedrivePolicy"] = policy
+            lines.append(
+                f"queue {name} (visibility {own['VisibilityTimeout']}s, "
+                f"DLQ {dlq} after {DLQ_MAX_RECEIVES} receives)"
+            )
+        else:
+            lines.append(f"queue {name}")
+        url = (await sqs.create_queue(QueueName=name, Attributes={**attributes, **own}))["QueueUrl"]
+        if redrive is not None:
+            redrives.append((url, redrive))
+    for url, policy in redrives:
+        await (await clients.client("sqs")).set_queue_attributes(
+            QueueUrl=url, Attributes={"RedrivePolicy": policy}
+        )
     return lines
 
 
@@ -170,17 +212,26 @@ class DevDaemon(Daemon):
     """The daemon of `pipelined dev`: creates what a reloaded config adds, prints the summary at start."""
 
     def __init__(
-        self, config: Config, endpoint: str, created: DevResources, out: TextIO, watch: bool
+        self,
+        config: Config,
+        endpoint: str,
+        created: DevResources,
+        out: TextIO,
+        watch: bool,
+        loader: Callable[[], Config] | None = None,
+        declared: Declared | None = None,
     ) -> None:
-        super().__init__(config, watch=watch)
+        super().__init__(config, watch=watch, loader=loader)
         self.endpoint = endpoint
         self.created = created
         self.out = out
+        # What a SAM template declares besides its functions' sources (read once, at start).
+        self.declared = declared
 
     async def prepare(self, config: Config) -> None:
         clients = AwsClients(config.aws)
         try:
-            lines = await create_resources(config, clients, self.created)
+            lines = await create_resources(config, clients, self.created, self.declared)
         except Exception as exc:
             raise PipelinedError(f"dev mode: creating resources failed: {describe(exc)}") from exc
         finally:
@@ -195,9 +246,16 @@ class DevDaemon(Daemon):
         self.out.flush()
 
 
-async def _run(config: Config, endpoint: str, out: TextIO, watch: bool) -> int:
+async def _run(
+    config: Config,
+    endpoint: str,
+    out: TextIO,
+    watch: bool,
+    loader: Callable[[], Config] | None = None,
+    declared: Declared | None = None,
+) -> int:
     created = DevResources()
-    daemon = DevDaemon(config, endpoint, created, out, watch)
+    daemon = DevDaemon(config, endpoint, created, out, watch, loader, declared)
     await daemon.prepare(config)
     path = config.state_dir / ENDPOINT_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -208,8 +266,18 @@ async def _run(config: Config, endpoint: str, out: TextIO, watch: bool) -> int:
         path.unlink(missing_ok=True)
 
 
-def run_dev(config: Config, port: int, out: TextIO, watch: bool = True) -> int:
-    """`pipelined dev`: embedded server, resources, then the daemon until stopped; the exit code."""
+def run_dev(
+    config: Config,
+    port: int,
+    out: TextIO,
+    watch: bool = True,
+    loader: Callable[[], Config] | None = None,
+    declared: Declared | None = None,
+) -> int:
+    """`pipelined dev`: embedded server, resources, then the daemon until stopped; the exit code.
+
+    With a SAM template, ``loader`` re-reads it on a reload and ``declared`` is what it creates.
+    """
     setup_logging(config.logging.level, config.logging.format)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
     with embedded_server(port) as endpoint:
@@ -226,7 +294,7 @@ def run_dev(config: Config, port: int, out: TextIO, watch: bool = True) -> int:
                 update={"aws": config.aws.model_copy(update={"endpoint_url": endpoint})}
             )
         with contextlib.suppress(KeyboardInterrupt):
-            return asyncio.run(_run(config, endpoint, out, watch))
+            return asyncio.run(_run(config, endpoint, out, watch, loader, declared))
     return 130
 
 
@@ -288,10 +356,16 @@ def _read(name: str) -> bytes:
         raise UsageError(f"{name}: {exc.strerror or exc}") from exc
 
 
-def dev_command(config: Config, args: argparse.Namespace, out: TextIO) -> int:
+def dev_command(
+    config: Config,
+    args: argparse.Namespace,
+    out: TextIO,
+    loader: Callable[[], Config] | None = None,
+    declared: Declared | None = None,
+) -> int:
     """`pipelined dev [send|put]`: run the dev pipeline, or poke the running one."""
     if args.dev_command is None:
-        return run_dev(config, args.port, out, not args.no_watch)
+        return run_dev(config, args.port, out, not args.no_watch, loader, declared)
     _local_environment(dev_endpoint(config), config.aws.region)
     if args.dev_command == "send":
         body = _read("-").decode() if args.body == "-" else args.body

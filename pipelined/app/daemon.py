@@ -17,7 +17,7 @@ import os
 import signal
 import sqlite3
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +54,17 @@ STATE_CHECK_INTERVAL = 1.0
 class Daemon:
     """pipelined run: every enabled event source of every function, until SIGTERM/SIGINT."""
 
-    def __init__(self, config: Config, reset_state: bool = False, watch: bool = False) -> None:
+    def __init__(
+        self,
+        config: Config,
+        reset_state: bool = False,
+        watch: bool = False,
+        loader: Callable[[], Config] | None = None,
+    ) -> None:
         self.config = config
         self.reset_state = reset_state
+        # What a reload (SIGHUP) reads: the YAML file by default, a SAM template with `run --sam`.
+        self.loader = loader or (lambda: load_config(self.config.source_path))
         # Hot reload (app/watch.py): follow the code directories and the config file.
         self.watch = watch
         self._watching: asyncio.Task[None] | None = None
@@ -361,7 +369,7 @@ class Daemon:
         self.notifier.reloading()
         log.info("reloading %s", self.config.source_path)
         try:
-            config = load_config(self.config.source_path)
+            config = self.loader()
             await self.prepare(config)
             await self._apply(config)
         except ConfigError as exc:
@@ -388,10 +396,15 @@ async def _start_functions(functions: list[Function]) -> None:
         raise failed[0]
 
 
-def run_daemon(config: Config, reset_state: bool = False, watch: bool = False) -> int:
-    """Run the daemon on a loaded config until it stops; returns the exit code."""
+def run_daemon(
+    config: Config,
+    reset_state: bool = False,
+    watch: bool = False,
+    loader: Callable[[], Config] | None = None,
+) -> int:
+    """Run the daemon on a loaded config until it stops (``loader`` re-reads it); returns the exit code."""
     setup_logging(config.logging.level, config.logging.format)
-    daemon = Daemon(config, reset_state, watch)
+    daemon = Daemon(config, reset_state, watch, loader)
     with contextlib.suppress(KeyboardInterrupt):
         return asyncio.run(daemon.run())
     return 130

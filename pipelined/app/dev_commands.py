@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any, TextIO
 
+from pipelined.config.sam import commands as sam_commands
 from pipelined.sources.samples import SAMPLES, SampleOptions, sample_event
 
 
@@ -68,3 +69,4 @@ def add_dev_parser(
     for sub in (send, put):
         # SUPPRESS: `dev -c FILE send ...` must not be reset to None by the subcommand's own default.
         sub.add_argument("-c", "--config", default=argparse.SUPPRESS, help="configuration file")
+        sam_commands.add_options(sub, default=argparse.SUPPRESS)

@@ -1,4 +1,4 @@
-"""Command line: run, validate, invoke, dlq, dev, events, s3, checkpoints, status, logs; exit 0/1/2.
+"""Command line: run, validate, invoke, dlq, dev, events, s3, checkpoints, status, logs, sam; exit 0/1/2.
 
 The arguments of every command are declared in cli/parser.py; this module runs them (0 ok, 1 failed,
 2 usage).
@@ -23,6 +23,7 @@ from pipelined.app.remote import api_endpoint, invoke_remote
 from pipelined.aws import LazyClients
 from pipelined.cli.parser import build_parser
 from pipelined.config import Config, load_config
+from pipelined.config.sam import commands as sam_commands
 from pipelined.core.timestamps import iso_seconds
 from pipelined.errors import ConfigError, PipelinedError, UsageError
 from pipelined.functions.function import Function
@@ -287,20 +288,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "events":
             return events_command(args, out)
         if args.command == "validate":
-            config = load_config(args.file)
-            out.write(f"{args.file}: OK: {config.summary()}\n")
+            if (args.file is None) == (args.sam is None):
+                raise UsageError("validate: give a FILE or --sam TEMPLATE")
+            config = sam_commands.load(args, err, lambda: load_config(args.file)).config
+            out.write(f"{args.file or args.sam}: OK: {config.summary()}\n")
             return EXIT_OK
-        config = load_config(_config_path(args.config))
+        if args.command == "sam":
+            return sam_commands.convert(args, out, err)
+        loaded = sam_commands.load(args, err, lambda: load_config(_config_path(args.config)))
+        config = loaded.config
         if args.command == "run":
             from pipelined.app.daemon import run_daemon
 
-            return run_daemon(config, args.reset_state, args.watch)
+            return run_daemon(config, args.reset_state, args.watch, loaded.loader)
         # One-shot commands log to stderr, so stdout carries only the result.
         setup_logging(config.logging.level, config.logging.format, stream=err)
         if args.command == "dev":
             from pipelined.devmode import dev_command
 
-            return dev_command(config, args, out)
+            return dev_command(config, args, out, loaded.loader, loaded.declared)
         if args.command == "s3":
             return asyncio.run(_s3_setup(config, out))
         if args.command == "invoke":

@@ -7,6 +7,7 @@ from typing import Any
 
 from pipelined import __version__
 from pipelined.app.dev_commands import add_dev_parser, add_events_parser, add_sample_options
+from pipelined.config.sam import commands as sam_commands
 from pipelined.errors import UsageError
 from pipelined.sources.samples import SAMPLES
 
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def config_option(p: argparse.ArgumentParser) -> None:
         p.add_argument("-c", "--config", help="configuration file (default: $PIPELINED_CONFIG)")
+        sam_commands.add_options(p)
 
     run = commands.add_parser("run", help="run the daemon")
     config_option(run)
@@ -36,8 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--watch", action="store_true", help="reload handlers and the config when saved")
 
-    validate = commands.add_parser("validate", help="check a configuration file")
-    validate.add_argument("file")
+    sam_commands.add_commands(commands, _Parser)  # validate, sam convert
 
     invoke = commands.add_parser("invoke", help="invoke a function once and print its result")
     invoke.add_argument("function")

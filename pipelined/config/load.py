@@ -13,6 +13,9 @@ from pipelined.config.messages import explain
 from pipelined.config.settings import Config
 from pipelined.errors import ConfigError
 
+# A SAM template's `Transform`: such a file is read by `--sam` (config/sam/), not as a pipelined file.
+SAM_TRANSFORM = "AWS::Serverless-2016-10-31"
+
 
 def load_config(path: str | Path) -> Config:
     """Read, interpolate and validate the YAML file at ``path``; raise ConfigError listing every problem."""
@@ -26,6 +29,9 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError([f"{file}: file not found"]) from None
     except OSError as exc:
         raise ConfigError([f"{file}: cannot read file: {exc.strerror or exc}"]) from None
+    if (at := text.find(SAM_TRANSFORM)) >= 0 and "functions" not in text:
+        line = text[:at].count("\n") + 1
+        raise ConfigError([f"{file}:{line}: an AWS SAM template, not a pipelined file: use --sam {file}"])
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
