@@ -39,7 +39,8 @@ EnvValue = Annotated[str, BeforeValidator(_env_value)]
 FunctionName = Annotated[
     str, AfterValidator(matches(r"[A-Za-z0-9_-]{1,64}", "1-64 letters, digits, '_' or '-'"))
 ]
-# inline: the handler runs inside the daemon (fastest); process: in warm worker processes (docs/isolation.md).
+# process (the default): warm worker processes, one invocation at a time each, as Lambda's execution
+# environments; inline: inside the daemon, for trusted concurrency-safe handlers (docs/isolation.md).
 Isolation = Literal["inline", "process"]
 
 

@@ -59,10 +59,10 @@ class Function:
         self.runtime: Runtime
         if family(config.runtime) != "python":
             self.runtime = RuntimeApiRuntime(self.identity, config, self.environment, metrics)
-        elif config.isolation == "process":
-            self.runtime = ProcessRuntime(self.identity, config, self.environment, metrics)
-        else:
+        elif config.isolation == "inline":  # an explicit opt-in (docs/isolation.md); process is the default
             self.runtime = InlineRuntime(self.identity, config, self.environment)
+        else:
+            self.runtime = ProcessRuntime(self.identity, config, self.environment, metrics)
         limit = config.reserved_concurrency
         self._slots = asyncio.Semaphore(limit) if limit is not None else None
         # Invocations in flight: read by the ConcurrentExecutions gauge at scrape time.
