@@ -8,7 +8,8 @@ timeout, reserved-concurrency slot) -> settle with a checkpoint per batch
 (group-committed to SQLite) -> metrics.
 The bare loop only builds a context, hands the batch to a worker thread, awaits it and records the
 outcome. Process isolation uses two processes (daemon and worker) taking turns; "per core" divides
-its records by the CPU seconds both spent (the inline and bare runs use one core).
+records by the CPU seconds spent (process: daemon and worker together), which a busy machine does not
+distort as it does wall time.
 Run: .venv/bin/python bench/dispatch.py [--batches N]
 """
 
@@ -148,18 +149,23 @@ def main() -> None:
         asyncio.run(run_pipelined(200, workdir, workdir / "warm"))
         asyncio.run(run_pipelined(200, workdir, workdir / "warm-process", "process"))
         # Interleaved so all see the same machine weather; best-of-N filters scheduler noise.
-        bare_times, full_times, process_runs = [], [], []
+        bare_times: list[float] = []
+        full_runs: list[tuple[float, float]] = []
+        process_runs: list[tuple[float, float]] = []
         for i in range(args.repeat):
             bare_times.append(asyncio.run(run_bare(args.batches, workdir)))
-            full_times.append(asyncio.run(run_pipelined(args.batches, workdir, workdir / f"run{i}"))[0])
+            full_runs.append(asyncio.run(run_pipelined(args.batches, workdir, workdir / f"run{i}")))
             process_runs.append(
                 asyncio.run(run_pipelined(args.batches, workdir, workdir / f"process{i}", "process"))
             )
-        bare, full = min(bare_times), min(full_times)
-        process, process_cpu = min(process_runs)
+        bare, full = min(bare_times), min(full_runs)[0]
+        process = min(process_runs)[0]
+        # CPU seconds are what "per core" compares: robust to a busy machine, where a process pair that
+        # takes turns waits for the scheduler on every round trip (wall time suffers, CPU does not).
+        full_cpu, process_cpu = min(c for _, c in full_runs), min(c for _, c in process_runs)
     records = args.batches * BATCH
     bare_rate, full_rate, process_rate = records / bare, records / full, records / process
-    per_core = records / process_cpu
+    per_core, inline_per_core = records / process_cpu, records / full_cpu
     overhead_us = (full - bare) / args.batches * 1e6
     print(f"batches of {BATCH}, {args.batches} invocations, best of {args.repeat} interleaved runs")
     print(
@@ -170,12 +176,13 @@ def main() -> None:
     )
     process_us = process / args.batches * 1e6
     print(f"pipelined process : {process_rate:>10,.0f} records/s  ({process_us:6.1f} us/invocation)")
-    print(f"  per core        : {per_core:>10,.0f} records/CPU-s  ({process_cpu / process:.2f} cores busy)")
+    print(f"  per core inline : {inline_per_core:>10,.0f} records/CPU-s")
+    print(f"  per core process: {per_core:>10,.0f} records/CPU-s  (daemon + worker)")
     print(f"ratio             : {full_rate / bare_rate:.2f}  inline vs bare (target >= 0.5)")
     print(f"overhead          : {overhead_us:.1f} us per invocation inline  (target <= 50)")
     print(
         f"process ratio     : {process_rate / full_rate:.2f} vs inline,"
-        f" {process_rate / bare_rate:.2f} vs bare; per core {per_core / full_rate:.2f} vs inline"
+        f" {process_rate / bare_rate:.2f} vs bare; per core {per_core / inline_per_core:.2f} vs inline"
         " (target >= 0.7)"
     )
 
