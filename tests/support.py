@@ -69,7 +69,8 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in complete.splitlines() if line.strip()]
 
 
-# PIPELINED_TEST_ISOLATION=process runs every test that writes a config with process isolation.
+# PIPELINED_TEST_ISOLATION=inline runs every test that writes a config with inline isolation (the
+# opt-in); unset, configs get pipelined's default, process.
 TEST_ISOLATION = os.environ.get("PIPELINED_TEST_ISOLATION") or None
 
 
@@ -92,12 +93,12 @@ def write_config(directory: Path, functions: dict[str, Any], **top: Any) -> Path
 
 
 def forward_environment(config: Path, env: dict[str, Any]) -> None:
-    """With PIPELINED_TEST_ISOLATION=process, hand a test's daemon variables to its functions as well.
+    """Hand a test's daemon variables to its functions as well (unless PIPELINED_TEST_ISOLATION=inline).
 
-    Tests written for inline mode give variables (RECORD_FILE, ...) to the daemon; a worker process sees
-    only its function's `environment` (that is the point of isolation), so the harness copies them there.
+    Tests give variables (RECORD_FILE, ...) to the daemon; a worker process sees only its function's
+    `environment` (that is the point of isolation), so the harness copies them there.
     """
-    if TEST_ISOLATION != "process" or not config.is_file():
+    if TEST_ISOLATION == "inline" or not config.is_file():
         return
     try:
         data = yaml.safe_load(config.read_text())

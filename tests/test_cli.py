@@ -192,7 +192,8 @@ def test_an_inline_handler_that_exits_at_import_fails_its_load_with_a_message(tm
         ("hard_exit", "os._exit(4) called while importing the handler module"),
         ("interrupted", "KeyboardInterrupt"),
     ):
-        config = write_config(tmp_path, {"fn": {"handler": f"{module}.handler", "code": str(code)}})
+        fn = {"handler": f"{module}.handler", "code": str(code), "isolation": "inline"}
+        config = write_config(tmp_path, {"fn": fn})
         result = run_cli("invoke", "fn", "-c", str(config))
         assert result.returncode == 2, result.stderr
         assert f"function fn: cannot import '{module}'" in result.stderr and shown in result.stderr

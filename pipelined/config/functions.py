@@ -49,7 +49,8 @@ RoleArn = Annotated[
         )
     ),
 ]
-# inline: the handler runs inside the daemon (fastest); process: in warm worker processes (docs/isolation.md).
+# process (the default): warm worker processes, one invocation at a time each, as Lambda's execution
+# environments; inline: inside the daemon, for trusted concurrency-safe handlers (docs/isolation.md).
 Isolation = Literal["inline", "process"]
 
 

@@ -148,8 +148,9 @@ class Config(ConfigModel):
     metrics: MetricsConfig = MetricsConfig()
     gateway: GatewayConfig = GatewayConfig()
     api: ApiConfig = ApiConfig()
-    # The default for functions without their own `isolation` (declared before `functions` for it).
-    isolation: Isolation = "inline"
+    # The default for functions without their own `isolation` (declared before `functions` for it):
+    # process, one invocation at a time per worker, as one Lambda execution environment (issue 10).
+    isolation: Isolation = "process"
     # The Node.js executable for nodejs* functions without their own `node`: a path or a name on PATH.
     node: str = "node"
     functions: dict[FunctionName, FunctionConfig]
@@ -167,7 +168,7 @@ class Config(ConfigModel):
     def _isolation(
         cls, functions: dict[str, FunctionConfig], info: ValidationInfo
     ) -> dict[str, FunctionConfig]:
-        default = info.data.get("isolation", "inline")
+        default = info.data.get("isolation", "process")
         resolved: dict[str, FunctionConfig] = {}
         for name, declared in functions.items():
             # Node.js and `provided` functions are programs of their own: always worker processes.

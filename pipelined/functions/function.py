@@ -105,13 +105,13 @@ class Function:
         self.runtime: Runtime
         if family(config.runtime) != "python":
             self.runtime = RuntimeApiRuntime(self.identity, config, self.environment, metrics, credentials)
-        elif config.isolation == "process":
-            self.runtime = ProcessRuntime(self.identity, config, self.environment, metrics, credentials)
-        elif credentials is not None:
-            # Config refuses it too (FILE:LINE); this guards functions built in code.
-            raise PipelinedError(f"function {name}: `role` needs isolation: process")
-        else:
+        elif config.isolation == "inline":  # an explicit opt-in (docs/isolation.md); process is the default
+            if credentials is not None:
+                # Config refuses it too (FILE:LINE); this guards functions built in code.
+                raise PipelinedError(f"function {name}: `role` needs isolation: process")
             self.runtime = InlineRuntime(self.identity, config, self.environment)
+        else:
+            self.runtime = ProcessRuntime(self.identity, config, self.environment, metrics, credentials)
         limit = config.reserved_concurrency
         self._slots = asyncio.Semaphore(limit) if limit is not None else None
         # Invocations in flight: read by the ConcurrentExecutions gauge at scrape time.

@@ -19,6 +19,7 @@ EVENT_OUTCOMES = (
     "dead_lettered",
     "dropped",
     "deleted",
+    "duplicate",
 )
 
 

@@ -80,4 +80,4 @@ def test_runtime_api_functions_refuse_inline_isolation_and_allow_provisioned_wor
     config = load_config(node_function(project, provisioned_concurrency="2"))
     assert config.functions["f"].provisioned_concurrency == 2
     text = "functions:\n  f: {runtime: python3.12, handler: app.handler, code: fn}\n"
-    assert load_config(write(project, text)).functions["f"].isolation == "inline"  # Python as today
+    assert load_config(write(project, text)).functions["f"].isolation == "process"  # the default

@@ -40,7 +40,7 @@ _RUNTIMES: list[Function] = []
 
 @pytest_asyncio.fixture(autouse=True, loop_scope="function")
 async def _close_runtimes() -> AsyncIterator[None]:
-    """Stop the worker processes of every runtime a test made (PIPELINED_TEST_ISOLATION=process)."""
+    """Stop the worker processes of every runtime a test made (process isolation, the default)."""
     yield
     while _RUNTIMES:
         await _RUNTIMES.pop().close(0)
@@ -49,6 +49,7 @@ async def _close_runtimes() -> AsyncIterator[None]:
 def runtime(handler: str, **options: Any) -> Function:
     if TEST_ISOLATION:
         options["isolation"] = TEST_ISOLATION
+    if options.get("isolation") != "inline":  # the default: the handler module lives in a worker
         calls_file = Path(tempfile.mkdtemp()) / "calls.jsonl"
         options["environment"] = {"CALLS_FILE": str(calls_file), **options.get("environment", {})}
     config = FunctionConfig(handler=f"batch_handlers.{handler}", code=TEST_FUNCTIONS, **options)

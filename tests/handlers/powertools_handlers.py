@@ -21,7 +21,13 @@ _started = []
 
 def record_handler(record):
     with open(os.environ["RECORD_FILE"], "a") as f:
-        line = {"body": record.body, "receive_count": record.attributes.approximate_receive_count}
+        line = {
+            "body": record.body,
+            "receive_count": record.attributes.approximate_receive_count,
+            "message_id": record.message_id,
+            "at": time.time(),
+            "pid": os.getpid(),
+        }
         f.write(json.dumps(line) + "\n")
     _started.append(record.message_id)
     if os.environ.get("OVERLAP") and len(_started) <= 2:

@@ -152,7 +152,7 @@ def test_read_operations_return_the_yaml_in_lambdas_field_names(api: tuple[Daemo
     assert configuration["FunctionArn"] == "arn:aws:lambda:us-east-1:000000000000:function:echo"
     assert configuration["Handler"] == "api_handlers.echo" and configuration["Runtime"].startswith("python3")
     assert (configuration["Timeout"], configuration["MemorySize"]) == (10, 256)
-    # (Under PIPELINED_TEST_ISOLATION=process the harness adds the daemon's RECORD_FILE.)
+    # (The harness adds the daemon's RECORD_FILE: a worker sees only its function's environment.)
     assert configuration["Environment"]["Variables"]["COLOUR"] == "blue"
     assert (configuration["State"], configuration["LastUpdateStatus"]) == ("Active", "Successful")
     assert client.get_function_configuration(FunctionName="echo")["RevisionId"] == configuration["RevisionId"]

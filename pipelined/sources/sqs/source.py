@@ -13,15 +13,16 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pipelined.aws import AwsClients, aws_error, describe, resolve_queue_url
 from pipelined.core.identity import parse_arn
 from pipelined.core.records import Batch, Outcome, PartialFailureMode, Record
 from pipelined.errors import SourceError
 from pipelined.observe.metrics import SourceMetrics
+from pipelined.sources.sqs.duplicates import DELETED, Duplicates
 from pipelined.sources.sqs.records import Decoder, Message, QueueInfo
 from pipelined.sources.sqs.scaling import PollerGate
 from pipelined.sources.sqs.settle import (
@@ -31,9 +32,6 @@ from pipelined.sources.sqs.settle import (
     plan_settlement,
     retry_delay,
 )
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger("pipelined.sources.sqs")
 
@@ -102,6 +100,7 @@ class SqsQueueSource:
         self._healthy = True
         self._probed_at = 0.0
         self._flights: set[_InFlight] = set()
+        self._duplicates = Duplicates()
         self._background: set[asyncio.Task[Any]] = set()
 
     @property
@@ -221,13 +220,17 @@ class SqsQueueSource:
                     or (not received and wait == 0)
                 ):
                     break
-                if size + size / count * min(MAX_PER_CALL, settings.batch_size - count) > PAYLOAD_LIMIT:
+                room = min(MAX_PER_CALL, settings.batch_size - count)
+                if count and size + size / count * room > PAYLOAD_LIMIT:
                     break
         except BaseException:
             # Cancelled (shutdown) or a bug: nobody will settle these messages, so release them.
             if flight is not None:
                 self._abandon(flight)
             raise
+        if not flight.messages:  # every message was a copy of one another batch holds
+            await self._land(flight)
+            return None
         return Batch(tuple(records), partial_failure_mode=self._mode, settle_token=flight)
 
     async def _receive(self, queue: QueueInfo, count: int, wait: int) -> list[dict[str, Any]]:
@@ -285,6 +288,10 @@ class SqsQueueSource:
 
     def _board(self, flight: _InFlight, raw: Mapping[str, Any], queue: QueueInfo, out: list[Record]) -> None:
         message = Message.received(raw)
+        copy = self._duplicates.seen(message)
+        if copy is not None:
+            self._duplicated(flight.queue, message, copy)
+            return
         flight.messages.append(message)
         try:
             records = self._decode(raw, message, queue)
@@ -296,6 +303,15 @@ class SqsQueueSource:
             return
         flight.expected[message] = len(records)
         out.extend(records)
+
+    def _duplicated(self, queue: QueueInfo, message: Message, why: str) -> None:
+        """A message the queue handed out again while a batch holds it, or just after its delete."""
+        if why == DELETED:
+            self._later(self._delete(queue, [message]))
+        text = "%s: message %s received again (receive count %d); it %s, not invoked twice"
+        log.info(text, self.name, message.message_id, message.receive_count, why)
+        if self._metrics is not None:
+            self._metrics.count("duplicate")
 
     def _take_off(self, queue: QueueInfo) -> _InFlight:
         flight = _InFlight(queue)
@@ -314,7 +330,8 @@ class SqsQueueSource:
             async with flight.lock:
                 if flight.landed:
                     return
-                problem = await self._change_visibility(flight.queue, flight.messages, lambda _: timeout)
+                messages = self._duplicates.latest(flight.messages)
+                problem = await self._change_visibility(flight.queue, messages, lambda _: timeout)
             if problem:
                 self._healthy = False
                 log.warning("%s: visibility heartbeat: %s", self.name, problem)
@@ -335,7 +352,12 @@ class SqsQueueSource:
         if flight.heartbeat is not None:
             flight.heartbeat.cancel()
         self._flights.discard(flight)
-        task = asyncio.create_task(self._change_visibility(flight.queue, flight.messages, lambda _: 0))
+        messages = self._duplicates.latest(flight.messages)
+        self._duplicates.release(flight.messages)
+        self._later(self._change_visibility(flight.queue, messages, lambda _: 0))
+
+    def _later(self, call: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(call)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -349,12 +371,17 @@ class SqsQueueSource:
             delete, retry = plan_settlement(flight.messages, flight.expected, outcome, flight.queue.fifo)
             base, maximum = self.settings.backoff_base, self.settings.backoff_max
             problems = await asyncio.gather(
-                self._delete(flight.queue, delete),
+                self._delete(flight.queue, self._duplicates.every(delete)),
                 self._change_visibility(
-                    flight.queue, retry, lambda m: retry_delay(m.receive_count, base, maximum, self._rng)
+                    flight.queue,
+                    self._duplicates.latest(retry),
+                    lambda m: retry_delay(m.receive_count, base, maximum, self._rng),
                 ),
             )
+            if not problems[0]:  # a message whose delete failed is redelivered as it always was
+                self._duplicates.deleted(delete)
         finally:
+            self._duplicates.release(flight.messages)
             self._gate.release()
         found = [p for p in problems if p]
         if found:
@@ -366,7 +393,8 @@ class SqsQueueSource:
             return ""
         deleted, problem = await delete_messages(await self._clients.client("sqs"), queue.url, messages)
         if self._metrics is not None:
-            self._metrics.count("deleted", deleted)
+            # A message's later copies are deleted with it: count it once.
+            self._metrics.count("deleted", min(deleted, len({m.message_id for m in messages})))
         return problem
 
     async def _change_visibility(
@@ -385,6 +413,7 @@ class SqsQueueSource:
             flight.landed = True
             if flight.heartbeat is not None:
                 flight.heartbeat.cancel()
+            self._duplicates.release(flight.messages)
         self._flights.clear()
         if self._background:
             await asyncio.wait(list(self._background), timeout=5)

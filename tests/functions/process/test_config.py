@@ -18,23 +18,23 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_inline_is_the_default_and_the_top_level_key_sets_it_for_every_function(tmp_path: Path) -> None:
+def test_process_is_the_default_and_the_top_level_key_sets_it_for_every_function(tmp_path: Path) -> None:
     config = load_config(
         write(
             tmp_path,
             """
-            isolation: process
+            isolation: inline
             functions:
               a: {handler: handlers.record, code: CODE}
-              b: {handler: handlers.record, code: CODE, isolation: inline}
+              b: {handler: handlers.record, code: CODE, isolation: process}
             """,
         )
     )
     a, b = config.functions["a"], config.functions["b"]
-    assert (a.isolation, b.isolation) == ("process", "inline")
-    assert a.provisioned_concurrency == 0 and a.idle_timeout == 300
+    assert (a.isolation, b.isolation) == ("inline", "process")
+    assert b.provisioned_concurrency == 0 and b.idle_timeout == 300
     plain = load_config(write(tmp_path, "functions: {a: {handler: handlers.record, code: CODE}}"))
-    assert plain.isolation == "inline" and plain.functions["a"].isolation == "inline"
+    assert plain.isolation == "process" and plain.functions["a"].isolation == "process"
 
 
 def test_process_keys_are_validated_with_file_line_messages(tmp_path: Path) -> None:
@@ -85,12 +85,13 @@ def test_provisioned_concurrency_needs_process_isolation(tmp_path: Path) -> None
           a:
             handler: handlers.record
             code: CODE
+            isolation: inline
             provisioned_concurrency: 1
         """,
     )
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert info.value.problems == [
-        f"{path}:5: functions.a.provisioned_concurrency: needs isolation: process "
+        f"{path}:6: functions.a.provisioned_concurrency: needs isolation: process "
         "(an inline function has no workers to start ahead)"
     ]

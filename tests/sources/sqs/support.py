@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import boto3
@@ -16,6 +14,7 @@ from pipelined.app.assembly import build_function, build_runner
 from pipelined.aws import AwsClients
 from pipelined.config import AwsConfig, Config, FunctionConfig
 from pipelined.dispatch.runner import SourceRunner
+from pipelined.functions.function import Function
 from pipelined.invoke.service import InvokeService
 from pipelined.observe.metrics import Metrics
 from pipelined.sources.sqs.source import SqsQueueSource
@@ -58,11 +57,24 @@ class Pipeline:
     source: SqsQueueSource
     metrics: Metrics
     record_file: Path
-    module: ModuleType
 
     def records(self) -> list[dict[str, Any]]:
         """Every invocation the handler recorded: {"event", "request_id", "start", "end"}."""
         return read_records(self.record_file)
+
+    def peak(self) -> int:
+        """The most invocations that ran at once, from the handler's own start and end times."""
+        edges = sorted((t, step) for r in self.records() for t, step in ((r["start"], 1), (r["end"], -1)))
+        running = most = 0
+        for _, step in edges:  # at a tie an end (-1) sorts first: back to back is not at once
+            running += step
+            most = max(most, running)
+        return most
+
+    @property
+    def active(self) -> int:
+        """Invocations in flight now."""
+        return self.runner.function.in_flight
 
     def source_errors(self) -> float:
         """pipelined_source_errors_total of this source."""
@@ -88,6 +100,7 @@ async def pipeline(aws: str, tmp_path: Path) -> AsyncIterator[PipelineFactory]:
     """Factory: start an in-process pipeline for one event source config; all are stopped at teardown."""
     state = await StateStore.open(tmp_path / "state")
     runners: list[SourceRunner] = []
+    functions: list[Function] = []
     all_clients: list[AwsClients] = []
 
     async def start(
@@ -127,11 +140,14 @@ async def pipeline(aws: str, tmp_path: Path) -> AsyncIterator[PipelineFactory]:
         assert isinstance(source, SqsQueueSource)
         runners.append(runner)
         await runner.start()
-        return Pipeline(runner, source, metrics, record_file, sys.modules["sqs_handlers"])
+        functions.append(function)
+        return Pipeline(runner, source, metrics, record_file)
 
     yield start
     for runner in runners:
         await runner.stop(5)
+    for function in functions:
+        await function.close(5)  # its worker processes
     for clients in all_clients:
         await clients.close()
     await state.close()

@@ -182,7 +182,7 @@ async def test_pollers_scale_down_when_idle_and_up_with_a_backlog(
         entries = [{"Id": str(i), "MessageBody": '{"sleep": 0.15}'} for i in range(start, start + 10)]
         sqs.send_message_batch(QueueUrl=url, Entries=entries)
     await until(lambda: len(bodies(p.records())) == 60, timeout=15, message="the backlog drained")
-    assert 2 <= p.module.STATS["peak"] <= 8
+    assert 2 <= p.peak() <= 8
     await until(lambda: p.source.pollers == 1, timeout=10, message="pollers scaled back down")
 
 
@@ -198,7 +198,7 @@ async def test_reserved_concurrency_caps_the_pollers(aws: str, pipeline: Pipelin
     )
     assert p.source.concurrency == 2
     await until(lambda: len(bodies(p.records())) == 30, timeout=15, message="the queue drained")
-    assert p.module.STATS["peak"] == 2
+    assert p.peak() == 2
 
 
 def _fifo_send(sqs: Any, url: str, messages: list[tuple[str, str]]) -> None:
@@ -266,7 +266,7 @@ async def test_fifo_groups_run_in_parallel_each_in_order(aws: str, pipeline: Pip
         invocations.sort(key=lambda run: run[1])
         assert [i for i, _, _ in invocations] == [f"{group}0", f"{group}1", f"{group}2"]
         assert all(earlier[2] <= later[1] for earlier, later in itertools.pairwise(invocations))
-    assert p.module.STATS["peak"] == 2  # the two groups overlapped
+    assert p.peak() == 2  # the two groups overlapped
 
 
 async def test_messages_in_flight_during_an_endpoint_outage_are_not_lost(
@@ -283,7 +283,7 @@ async def test_messages_in_flight_during_an_endpoint_outage_are_not_lost(
         {"type": "sqs", "queue": "outage", "maximum_concurrency": 2}, endpoint=endpoint, max_attempts=None
     )
     try:
-        await until(lambda: p.module.STATS["active"] == 1, message="the handler running")
+        await until(lambda: p.active == 1, message="the handler running")
         await proxy.stop()  # the handler succeeds, but its message cannot be deleted now
         await until(
             lambda: any("settling a batch failed" in r.getMessage() for r in caplog.records),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from pipelined.sources.streams.kinesis import KinesisAdapter
 from pipelined.sources.streams.model import StreamAdapter
 from pipelined.state import StateStore
 from pipelined.state.interfaces import LocalCheckpointer
-from tests.support import TEST_FUNCTIONS
+from tests.support import TEST_FUNCTIONS, read_records
 
 
 def clients(endpoint: str) -> AwsClients:
@@ -51,13 +52,13 @@ class Pipeline:
     source: StreamSource
     state: StateStore
     metrics: Metrics
+    # Where the handler appends each invocation's records (it runs in a worker process).
+    calls_file: Path
 
     @property
     def calls(self) -> list[list[dict[str, Any]]]:
         """The Records list of every invocation, in order."""
-        handler = self.runner.function.handler
-        assert handler is not None
-        return handler.__globals__["CALLS"]  # type: ignore[no-any-return]
+        return [line["records"] for line in read_records(self.calls_file)]
 
     def delivered(self) -> list[dict[str, Any]]:
         """Every record the handler was given (duplicates included), in invocation order."""
@@ -93,6 +94,7 @@ async def pipeline(
 ) -> AsyncIterator[Pipeline]:
     """Run `config` with `stream_handlers.<handler>` until the block ends, then stop like the daemon."""
     state = await StateStore.open(tmp_path / "state")
+    calls_file = tmp_path / f"calls-{uuid.uuid4().hex}.jsonl"
     aws = clients(endpoint) if endpoint else None
     # A recorded adapter needs no AWS; the (sqlite) destination is still given clients, never opened.
     unused_clients = clients("http://127.0.0.1:9")
@@ -118,7 +120,7 @@ async def pipeline(
                 "fn": FunctionConfig(
                     handler=f"stream_handlers.{handler}",
                     code=TEST_FUNCTIONS,
-                    environment=environment or {},
+                    environment={"RECORD_FILE": str(calls_file), **(environment or {})},
                     events=[config],
                 )
             }
@@ -131,9 +133,10 @@ async def pipeline(
         )
         await runner.start()
         try:
-            yield Pipeline(runner, source, state, metrics)
+            yield Pipeline(runner, source, state, metrics, calls_file)
         finally:
             await runner.stop(shutdown_timeout)
+            await function.close(shutdown_timeout)  # its worker processes
     finally:
         if aws is not None:
             await aws.close()

@@ -377,7 +377,6 @@ async def test_reset_to_trim_horizon_replays_and_reset_to_a_sequence_number_resu
     async with pipeline(tmp_path, config, "record", adapter=lambda _: fake) as p:
         await until(lambda: _checkpoint_is(p, "s0", seqs[-1]), timeout=5)
         assert keys(p.delivered()) == seqs
-        p.calls.clear()
     async with pipeline(tmp_path, config, "record", adapter=lambda _: fake) as p:
         await reset_checkpoints(p.state, "fn/src", seqs[2], None)
     async with pipeline(tmp_path, config, "record", adapter=lambda _: fake) as p:
