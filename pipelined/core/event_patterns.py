@@ -341,7 +341,9 @@ def _cidr(arg: object, path: str) -> _Pred:
     try:
         network = ipaddress.ip_network(text, strict=False)
     except ValueError:
-        raise _err(path, f"'cidr' needs an IPv4 or IPv6 network such as 10.0.0.0/24, got {_show(text)}") from None
+        raise _err(
+            path, f"'cidr' needs an IPv4 or IPv6 network such as 10.0.0.0/24, got {_show(text)}"
+        ) from None
 
     def pred(v: object) -> bool:
         if not isinstance(v, str):
