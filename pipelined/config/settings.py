@@ -11,6 +11,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, fie
 
 from pipelined.config import runtimes
 from pipelined.config.api import ApiConfig
+from pipelined.config.eventbridge import BusName, EventBridgeSource, EventBusConfig
 from pipelined.config.events import EVENT_SOURCE_CLASSES
 from pipelined.config.functions import FunctionConfig, FunctionName, Isolation
 from pipelined.config.gateway import GatewayConfig, check_routes
@@ -110,6 +111,8 @@ class Config(ConfigModel):
     logging: LoggingConfig = LoggingConfig()
     gateway: GatewayConfig = GatewayConfig()
     api: ApiConfig = ApiConfig()
+    # EventBridge buses besides `default` (which always exists; list it to give it an archive).
+    event_buses: dict[BusName, EventBusConfig] = Field(default_factory=dict)
     # The default for functions without their own `isolation` (declared before `functions` for it).
     isolation: Isolation = "inline"
     # The Node.js executable for nodejs* functions without their own `node`: a path or a name on PATH.
@@ -150,6 +153,19 @@ class Config(ConfigModel):
     def _routes(cls, functions: dict[str, FunctionConfig]) -> dict[str, FunctionConfig]:
         check_routes(functions)  # two HTTP routes no request can tell apart
         return functions
+
+    @model_validator(mode="after")
+    def _rule_buses(self) -> Config:
+        for function_name, function in self.functions.items():
+            for index, source in enumerate(function.events):
+                if not isinstance(source, EventBridgeSource) or source.bus == "default":
+                    continue
+                if source.bus not in self.event_buses:
+                    raise FieldValueError(
+                        ("functions", function_name, "events", index, "bus"),
+                        f"no event bus named {source.bus!r} in event_buses",
+                    )
+        return self
 
     @model_validator(mode="after")
     def _api_references(self) -> Config:

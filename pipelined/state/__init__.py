@@ -16,7 +16,7 @@ from pathlib import Path
 import aiosqlite
 
 from pipelined.errors import StateError
-from pipelined.state.async_events import AsyncEventStore, EventBody, QueuedEvent
+from pipelined.state.async_events import AsyncEventStore, EventBody, NewEvent, QueuedEvent
 from pipelined.state.checkpoints import CHECKPOINT_LINGER, Checkpoint, CheckpointStore
 from pipelined.state.db import MIGRATIONS, STATE_FILE, open_database, reset_state, schema_version
 from pipelined.state.dead_letters import DeadLetter, DeadLetterStore, NewDeadLetter
@@ -36,6 +36,7 @@ __all__ = [
     "Marker",
     "MarkerStore",
     "NewDeadLetter",
+    "NewEvent",
     "QueuedEvent",
     "ScheduleStore",
     "StateError",

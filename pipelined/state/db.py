@@ -73,6 +73,10 @@ MIGRATIONS: tuple[str, ...] = (
         last_error TEXT
     );
     """,
+    # An invocation queued by an EventBridge rule carries the rule's retry policy and dead letter (JSON).
+    """
+    ALTER TABLE async_events ADD COLUMN policy TEXT;
+    """,
 )
 
 

@@ -1,0 +1,289 @@
+"""boto3's `events` client against the daemon: PutEvents routes events to rules, which invoke functions."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from tests.support import DaemonProcess, read_records, run_cli, wait_until, write_config
+
+# One pattern using every operator family; each event below says which of its conditions it breaks.
+EVERY_OPERATOR = {
+    "source": [{"wildcard": "app.*.orders"}],
+    "detail": {
+        "kind": [{"equals-ignore-case": "PAID"}],
+        "file": [{"suffix": ".pdf"}],
+        "amount": [{"numeric": [">", 0, "<=", 500]}],
+        "client": [{"cidr": "10.0.0.0/8"}, {"cidr": "2001:db8::/32"}],
+        "status": [{"anything-but": {"wildcard": "*-test"}}],
+        "region": [{"anything-but": ["moon"]}],
+        "tags": ["vip"],
+        "coupon": [{"exists": False}],
+        "shipping": {"method": [{"prefix": "air"}]},
+    },
+    "$or": [{"detail": {"priority": [1]}}, {"resources": [{"exists": True}]}],
+}
+MATCHING_DETAIL = {
+    "kind": "paid",
+    "file": "invoice.pdf",
+    "amount": 250,
+    "client": "10.1.2.3",
+    "status": "ok",
+    "region": "eu",
+    "tags": ["new", "vip"],
+    "shipping": {"method": "air-express"},
+    "priority": 1,
+}
+FAST = {"maximum_retry_attempts": 2, "backoff_base": "100ms", "backoff_max": "200ms"}
+FUNCTIONS: dict[str, Any] = {
+    "orders": {
+        "handler": "eventbridge_handlers.record",
+        "events": [
+            {
+                "type": "eventbridge",
+                "name": "big",
+                "bus": "shop",
+                "description": "large orders",
+                "pattern": {"source": ["shop"], "detail": {"amount": [{"numeric": [">=", 100]}]}},
+            },
+            {
+                "type": "eventbridge",
+                "name": "summary",
+                "bus": "shop",
+                "pattern": {"detail-type": [{"prefix": "Order"}]},
+                "input_transformer": {
+                    "input_paths_map": {"id": "$.detail.id", "src": "$.source", "first": "$.resources[0]"},
+                    "input_template": '{"order": <id>, "text": "order <id> from <src>", '
+                    '"resource": <first>, "rule": "<aws.events.rule-name>"}',
+                },
+            },
+        ],
+    },
+    "everything": {
+        "handler": "eventbridge_handlers.record",
+        "events": [{"type": "eventbridge", "name": "all-ops", "pattern": EVERY_OPERATOR}],
+    },
+    "flaky": {
+        "handler": "eventbridge_handlers.fail",
+        "events": [
+            {"type": "eventbridge", "name": "fails", "pattern": {"source": ["fail"]}, "retry_policy": FAST}
+        ],
+    },
+}
+
+
+def events_client(daemon: DaemonProcess) -> Any:
+    """boto3's EventBridge client pointed at the daemon's API listener, no retries."""
+    return boto3.client(
+        "events",
+        endpoint_url=f"http://127.0.0.1:{daemon.api_port}",
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"total_max_attempts": 1}, read_timeout=30),
+    )
+
+
+@pytest.fixture(scope="module")
+def bus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DaemonProcess, Path]]:
+    """One daemon for the module, with the buses `default` and `shop`."""
+    directory = tmp_path_factory.mktemp("eventbridge")
+    records = directory / "records.jsonl"
+    config = write_config(directory, FUNCTIONS, event_buses={"shop": {"description": "the shop"}})
+    process = DaemonProcess(config, {"RECORD_FILE": str(records)}).start()
+    yield process, records
+    process.stop()
+
+
+def entry(source: str, detail: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"Source": source, "DetailType": "Order Placed", "Detail": json.dumps(detail), **extra}
+
+
+def received(records: Path, function: str, predicate: Callable[[dict[str, Any]], bool]) -> list[Any]:
+    return [r for r in read_records(records) if r["function"] == function and predicate(r["event"])]
+
+
+def test_matching_rules_on_two_buses_receive_the_envelope_powertools_parses(
+    bus: tuple[DaemonProcess, Path],
+) -> None:
+    process, records = bus
+    client = events_client(process)
+    answer = client.put_events(
+        Entries=[
+            entry("shop", {"id": 7, "amount": 120}, EventBusName="shop", Resources=["arn:aws:s3:::b"]),
+            entry("shop", {"id": 8, "amount": 5}, EventBusName="arn:aws:events:us-east-1:0:event-bus/shop"),
+            entry("shop", {"id": 9, "amount": 500}),  # the default bus: no rule there matches it
+        ]
+    )
+    assert answer["FailedEntryCount"] == 0
+    first_id = answer["Entries"][0]["EventId"]
+    big = wait_until(lambda: received(records, "orders", lambda e: e.get("id") == first_id), message="big")
+    event = big[0]["event"]
+    assert list(event) == [
+        "version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail"
+    ]  # fmt: skip
+    assert (event["version"], event["detail-type"], event["source"]) == ("0", "Order Placed", "shop")
+    assert (event["region"], event["resources"], event["detail"]) == ("us-east-1", ["arn:aws:s3:::b"], {
+        "id": 7, "amount": 120
+    })  # fmt: skip
+    assert event["time"].endswith("Z") and len(event["time"]) == 20
+    assert big[0]["model"] == {"id": first_id, "detail_type": "Order Placed", "source": "shop"}
+    assert big[0]["data_class"]["detail"] == {"id": 7, "amount": 120}
+    # Both shop events match the transformer rule; only the first is big; the default bus has no taker.
+    summaries = wait_until(
+        lambda: (found := received(records, "orders", lambda e: "order" in e)) and len(found) >= 2 and found
+    )
+    assert sorted(s["event"]["order"] for s in summaries) == [7, 8]
+    seven = next(s["event"] for s in summaries if s["event"]["order"] == 7)
+    assert seven == {
+        "order": 7,
+        "text": "order 7 from shop",
+        "resource": "arn:aws:s3:::b",
+        "rule": "orders-summary",
+    }
+    assert received(records, "orders", lambda e: e.get("detail", {}).get("id") in (8, 9)) == []
+    assert received(records, "everything", lambda e: True) == []
+
+
+def test_a_pattern_with_every_operator_family_matches_only_the_event_meeting_all_of_it(
+    bus: tuple[DaemonProcess, Path],
+) -> None:
+    process, records = bus
+    broken = {
+        "wildcard": ("app.web.invoices", {}),
+        "equals-ignore-case": ("app.web.orders", {"kind": "unpaid"}),
+        "suffix": ("app.web.orders", {"file": "invoice.doc"}),
+        "numeric": ("app.web.orders", {"amount": 501}),
+        "cidr": ("app.web.orders", {"client": "192.168.0.1"}),
+        "anything-but wildcard": ("app.web.orders", {"status": "load-test"}),
+        "anything-but": ("app.web.orders", {"region": "moon"}),
+        "exact in array": ("app.web.orders", {"tags": ["new"]}),
+        "exists false": ("app.web.orders", {"coupon": "X"}),
+        "nested prefix": ("app.web.orders", {"shipping": {"method": "sea"}}),
+        "$or": ("app.web.orders", {"priority": 2}),
+    }
+    entries = [
+        entry(source, {**MATCHING_DETAIL, **change, "case": case})
+        for case, (source, change) in broken.items()
+    ]
+    entries.append(entry("app.mobile.orders", {**MATCHING_DETAIL, "case": "all"}))
+    entries.append(entry("app.x.orders", {**MATCHING_DETAIL, "client": "2001:db8::1", "priority": 0,
+                                          "case": "ipv6 and $or by resources"}, Resources=["r"]))  # fmt: skip
+    client = events_client(process)
+    for start in range(0, len(entries), 10):
+        assert client.put_events(Entries=entries[start : start + 10])["FailedEntryCount"] == 0
+    expected = {"all", "ipv6 and $or by resources"}
+    wait_until(
+        lambda: {r["event"]["detail"]["case"] for r in received(records, "everything", bool)} >= expected
+    )
+    # The other events were never queued: PutEvents answered after routing them all.
+    assert {r["event"]["detail"]["case"] for r in received(records, "everything", bool)} == expected
+    assert client.test_event_pattern(
+        EventPattern=json.dumps(EVERY_OPERATOR),
+        Event=json.dumps({"source": "app.a.orders", "detail": MATCHING_DETAIL, "id": "1", "account": "1"}),
+    )["Result"]
+
+
+def test_invalid_entries_fail_alone_and_an_unknown_bus_fails_the_call(
+    bus: tuple[DaemonProcess, Path],
+) -> None:
+    process, records = bus
+    client = events_client(process)
+    answer = client.put_events(
+        Entries=[
+            entry("shop", {"id": 21, "amount": 300}, EventBusName="shop"),
+            {"Source": "shop", "DetailType": "Order Placed", "Detail": "{not json", "EventBusName": "shop"},
+            {"Source": "shop", "Detail": "{}", "EventBusName": "shop"},
+        ]
+    )
+    assert answer["FailedEntryCount"] == 2
+    assert "EventId" in answer["Entries"][0]
+    assert answer["Entries"][1] == {"ErrorCode": "MalformedDetail", "ErrorMessage": "Detail is malformed."}
+    assert answer["Entries"][2]["ErrorCode"] == "InvalidArgument"
+    assert "DetailType" in answer["Entries"][2]["ErrorMessage"]
+    wait_until(lambda: received(records, "orders", lambda e: e.get("detail", {}).get("id") == 21))
+    with pytest.raises(client.exceptions.ResourceNotFoundException) as missing:
+        client.put_events(Entries=[entry("shop", {}, EventBusName="nope")])
+    assert missing.value.response["Error"]["Message"] == "Event bus nope does not exist."
+    with pytest.raises(client.exceptions.InvalidEventPatternException):
+        client.test_event_pattern(EventPattern='{"source": "x"}', Event="{}")
+
+
+def test_failing_handler_is_retried_then_dead_lettered_with_its_rule(bus: tuple[DaemonProcess, Path]) -> None:
+    process, records = bus
+    client = events_client(process)
+    event_id = client.put_events(Entries=[entry("fail", {"n": 4})])["Entries"][0]["EventId"]
+
+    def parked() -> Any:
+        listed = run_cli("dlq", "list", "-c", str(process.config))
+        return listed.stdout if "flaky/eventbridge:flaky-fails" in listed.stdout else None
+
+    listing = wait_until(parked, timeout=20, message="dead-lettered event")
+    assert "RetriesExhausted\tattempts=3\tcannot handle 4" in listing
+    attempts = received(records, "flaky", lambda e: e.get("id") == event_id)
+    assert len(attempts) == 3  # the first try and maximum_retry_attempts (2) retries
+    dead_id = next(line.split("\t")[0] for line in listing.splitlines() if "flaky-fails" in line)
+    shown = json.loads(run_cli("dlq", "show", dead_id.strip(), "-c", str(process.config)).stdout)
+    assert shown["event"]["id"] == event_id
+    assert shown["failureRecord"]["rule"] == {
+        "name": "flaky-fails",
+        "arn": "arn:aws:events:us-east-1:000000000000:rule/flaky-fails",
+    }
+    assert shown["failureRecord"]["responsePayload"]["errorMessage"] == "cannot handle 4"
+
+
+def test_buses_and_rules_are_read_back_from_the_yaml(bus: tuple[DaemonProcess, Path]) -> None:
+    client = events_client(bus[0])
+    names = [b["Name"] for b in client.list_event_buses()["EventBuses"]]
+    assert names == ["default", "shop"]
+    shop = client.describe_event_bus(Name="shop")
+    assert shop["Arn"] == "arn:aws:events:us-east-1:000000000000:event-bus/shop"
+    assert shop["Description"] == "the shop"
+    rules = client.list_rules(EventBusName="shop")["Rules"]
+    assert [r["Name"] for r in rules] == ["orders-big", "orders-summary"]
+    big = client.describe_rule(Name="orders-big", EventBusName="shop")
+    assert big["State"] == "ENABLED" and big["Description"] == "large orders"
+    assert json.loads(big["EventPattern"]) == FUNCTIONS["orders"]["events"][0]["pattern"]
+    assert big["Arn"] == "arn:aws:events:us-east-1:000000000000:rule/shop/orders-big"
+    targets = client.list_targets_by_rule(Rule="orders-summary", EventBusName="shop")["Targets"]
+    assert targets[0]["Arn"].endswith(":function:orders") and "InputTransformer" in targets[0]
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.describe_rule(Name="orders-big")  # it is on the shop bus, not the default one
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.describe_event_bus(Name="nope")
+
+
+def test_accepted_events_survive_kill_9_and_are_all_delivered_after_restart(
+    daemon: Callable[..., DaemonProcess], tmp_path: Path
+) -> None:
+    records, gate = tmp_path / "records.jsonl", tmp_path / "gate"
+    functions = {
+        "gated": {
+            "handler": "eventbridge_handlers.gated",
+            "reserved_concurrency": 2,
+            "events": [{"type": "eventbridge", "pattern": {"source": ["load"]}}],
+        }
+    }
+    config = write_config(tmp_path, functions)
+    env = {"RECORD_FILE": records, "GATE_FILE": gate}
+    first = daemon(config, env)
+    client = events_client(first)
+    accepted: set[str] = set()
+    for call in range(10):
+        answer = client.put_events(Entries=[entry("load", {"n": call * 10 + i}) for i in range(10)])
+        assert answer["FailedEntryCount"] == 0
+        accepted |= {e["EventId"] for e in answer["Entries"]}
+    assert first.process is not None
+    first.process.kill()
+    first.wait()
+    assert len(accepted) == 100 and read_records(records) == []
+    gate.touch()
+    second = daemon(config, env)
+    wait_until(lambda: {r["id"] for r in read_records(records)} == accepted, timeout=60, message="all 100")
+    wait_until(lambda: second.metric("pipelined_async_queue_depth", function="gated") == 0, message="drained")
