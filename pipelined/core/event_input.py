@@ -93,6 +93,8 @@ class Transformer:
         values["aws.events.event.ingestion-time"] = rule.ingestion_time
         values["aws.events.event"] = event
         values["aws.events.event.json"] = event
+        if not _is_json_template(self._template):
+            return _fill(self._template, values, as_text=True)
         text = _fill(self._template, values)
         try:
             return json.loads(text)
@@ -100,9 +102,14 @@ class Transformer:
             return text
 
 
-def _fill(template: str, values: Mapping[str, Any]) -> str:
+def _is_json_template(template: str) -> bool:
+    return template.lstrip()[:1] in ("{", "[", '"')
+
+
+def _fill(template: str, values: Mapping[str, Any], as_text: bool = False) -> str:
     out: list[str] = []
-    in_string = False
+    # A plain-text template takes every value as text, as if the whole of it were one JSON string.
+    in_string = as_text
     position = 0
     while position < len(template):
         char = template[position]
@@ -112,16 +119,16 @@ def _fill(template: str, values: Mapping[str, Any]) -> str:
                 value = values[found.group(1)]
                 if in_string:
                     text = value if isinstance(value, str) else json.dumps(value)
-                    out.append(json.dumps(text)[1:-1])
+                    out.append(text if as_text else json.dumps(text)[1:-1])
                 else:
                     out.append(json.dumps(value))
                 position = found.end()
                 continue
-        elif char == "\\" and in_string:
+        elif char == "\\" and in_string and not as_text:
             out.append(template[position : position + 2])
             position += 2
             continue
-        elif char == '"':
+        elif char == '"' and not as_text:
             in_string = not in_string
         out.append(char)
         position += 1
