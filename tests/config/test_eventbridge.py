@@ -69,12 +69,14 @@ def test_invalid_patterns_transformers_and_policies_are_reported_by_line(project
     )
     problems = problems_of(path)
     assert problems == [
-        f"{path}:7: functions.f.events[0].pattern: invalid event pattern: source: 'cidr' needs an IPv4 or IPv6 "
-        'network such as 10.0.0.0/24, got "10.0.0.0/40"',
+        f"{path}:7: functions.f.events[0].pattern: invalid event pattern: source: "
+        """'cidr' needs an IPv4 or IPv6 network such as 10.0.0.0/24, got "10.0.0.0/40"""",
         f"{path}:14: functions.f.events[2].input_transformer.input_paths_map.id: 'detail.id' is not a "
         "JSONPath (it must start with '$')",
-        f"{path}:20: functions.f.events[3].retry_policy.maximum_retry_attempts: must be between 0 and 185, got 186",
-        f"{path}:20: functions.f.events[3].retry_policy.maximum_event_age: must be between 1m and 1d, got 25h",
+        f"{path}:20: functions.f.events[3].retry_policy.maximum_retry_attempts: "
+        "must be between 0 and 185, got 186",
+        f"{path}:20: functions.f.events[3].retry_policy.maximum_event_age: must be between 1m and 1d, "
+        "got 25h",
         f"{path}:21: functions.f.events[3].dead_letter: must be 'sqlite' or an SQS queue URL or ARN, "
         "got 'arn:aws:sns:us-east-1:000000000000:t'",
     ]
@@ -87,7 +89,8 @@ def test_invalid_patterns_transformers_and_policies_are_reported_by_line(project
     assert problems_of(path) == [
         f"{path}:15: functions.f.events[2].input_transformer.input_template: <who> is neither in "
         "input_paths_map nor a reserved name",
-        f"{path}:18: functions.f.events[3].input_path: give at most one of input, input_path and input_transformer",
+        f"{path}:18: functions.f.events[3].input_path: "
+        "give at most one of input, input_path and input_transformer",
     ]
     text = text.replace(', "who": <who>', ', "rule": "<aws.events.rule-name>"')
     path.write_text(text.replace("\n        input: {a: 1}", ""))

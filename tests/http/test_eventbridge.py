@@ -11,6 +11,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from tests.sources.sqs.support import sqs_client
 from tests.support import DaemonProcess, read_records, run_cli, wait_until, write_config
 
 # One pattern using every operator family; each event below says which of its conditions it breaks.
@@ -287,3 +288,41 @@ def test_accepted_events_survive_kill_9_and_are_all_delivered_after_restart(
     second = daemon(config, env)
     wait_until(lambda: {r["id"] for r in read_records(records)} == accepted, timeout=60, message="all 100")
     wait_until(lambda: second.metric("pipelined_async_queue_depth", function="gated") == 0, message="drained")
+
+
+def test_a_rules_sqs_dead_letter_receives_the_event_with_the_rule_and_error_as_attributes(
+    aws: str, daemon: Callable[..., DaemonProcess], tmp_path: Path
+) -> None:
+    sqs = sqs_client(aws)
+    queue = sqs.create_queue(QueueName="rule-dlq")["QueueUrl"]
+    records = tmp_path / "records.jsonl"
+    rule = {
+        "type": "eventbridge",
+        "name": "once",
+        "bus": "jobs",
+        "pattern": {"detail": {"n": [{"numeric": [">", 0]}]}},
+        "retry_policy": {"maximum_retry_attempts": 0},
+        "dead_letter": queue,
+    }
+    functions = {"broken": {"handler": "eventbridge_handlers.fail", "events": [rule]}}
+    config = write_config(tmp_path, functions, aws={"endpoint_url": aws}, event_buses={"jobs": {}})
+    process = daemon(config, {"RECORD_FILE": records})
+    answer = events_client(process).put_events(Entries=[entry("jobs", {"n": 5}, EventBusName="jobs")])
+    messages = wait_until(
+        lambda: sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1, MessageAttributeNames=["All"]).get(
+            "Messages"
+        ),
+        message="dead-lettered event",
+    )
+    body = json.loads(messages[0]["Body"])
+    assert body["id"] == answer["Entries"][0]["EventId"] and body["detail"] == {"n": 5}
+    attributes = {k: v["StringValue"] for k, v in messages[0]["MessageAttributes"].items()}
+    assert attributes == {
+        "RULE_ARN": "arn:aws:events:us-east-1:000000000000:rule/jobs/broken-once",
+        "TARGET_ARN": "arn:aws:lambda:us-east-1:000000000000:function:broken",
+        "ERROR_CODE": "RuntimeError",
+        "ERROR_MESSAGE": "cannot handle 5",
+        "EXHAUSTED_RETRY_CONDITION": "MaximumRetryAttempts",
+        "RETRY_ATTEMPTS": "0",
+    }
+    assert len(read_records(records)) == 1  # maximum_retry_attempts: 0 is one attempt
