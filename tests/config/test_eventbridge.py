@@ -70,7 +70,7 @@ def test_invalid_patterns_transformers_and_policies_are_reported_by_line(project
     problems = problems_of(path)
     assert problems == [
         f"{path}:7: functions.f.events[0].pattern: invalid event pattern: source: "
-        """'cidr' needs an IPv4 or IPv6 network such as 10.0.0.0/24, got "10.0.0.0/40"""",
+        "'cidr' needs an IPv4 or IPv6 network such as 10.0.0.0/24, got \"10.0.0.0/40\"",
         f"{path}:14: functions.f.events[2].input_transformer.input_paths_map.id: 'detail.id' is not a "
         "JSONPath (it must start with '$')",
         f"{path}:20: functions.f.events[3].retry_policy.maximum_retry_attempts: "
