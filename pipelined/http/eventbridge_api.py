@@ -151,6 +151,7 @@ class EventBridgeApi:
         now = time.time()
         results: list[dict[str, Any]] = []
         queued: list[NewEvent] = []
+        matched: list[tuple[str, str]] = []
         for item in parsed:
             if isinstance(item, EntryError):
                 results.append({"ErrorCode": item.code, "ErrorMessage": item.message})
@@ -161,6 +162,7 @@ class EventBridgeApi:
                 payload = json.dumps(delivery.payload)
                 policy = delivery.rule.policy.to_json()
                 queued.append(NewEvent(new_request_id(), delivery.rule.function, payload, policy=policy))
+                matched.append((item.bus, delivery.rule.name))
             results.append({"EventId": event_id})
         if queued:
             if self.queue is None:
@@ -171,6 +173,15 @@ class EventBridgeApi:
                 await self.queue.submit_many(queued)
             except QueueFullError as exc:
                 raise EventsError(400, "LimitExceededException", str(exc)) from None
+        for raw, item in zip(entries, parsed, strict=True):
+            if isinstance(item, Entry):
+                self.metrics.eventbridge_entries.labels(item.bus, "accepted").inc()
+            else:
+                given = raw.get("EventBusName") if isinstance(raw, dict) else None
+                bus = bus_name(given if isinstance(given, str) else None)
+                self.metrics.eventbridge_entries.labels(bus, "failed").inc()
+        for bus, rule in matched:
+            self.metrics.eventbridge_matches.labels(bus, rule).inc()
         failed = sum(1 for r in results if "ErrorCode" in r)
         return {"FailedEntryCount": failed, "Entries": results}
 

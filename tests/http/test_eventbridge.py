@@ -209,6 +209,8 @@ def test_invalid_entries_fail_alone_and_an_unknown_bus_fails_the_call(
     assert answer["Entries"][2]["ErrorCode"] == "InvalidArgument"
     assert "DetailType" in answer["Entries"][2]["ErrorMessage"]
     wait_until(lambda: received(records, "orders", lambda e: e.get("detail", {}).get("id") == 21))
+    assert process.metric("pipelined_eventbridge_entries_total", bus="shop", result="failed") == 2
+    assert process.metric("pipelined_eventbridge_matched_events_total", bus="shop", rule="orders-big") >= 1
     with pytest.raises(client.exceptions.ResourceNotFoundException) as missing:
         client.put_events(Entries=[entry("shop", {}, EventBusName="nope")])
     assert missing.value.response["Error"]["Message"] == "Event bus nope does not exist."
