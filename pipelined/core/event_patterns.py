@@ -90,7 +90,15 @@ class _Leaf(_Node):
         self._absent = absent
 
     def match(self, value: object) -> bool:
-        # Exact-type test first: this runs per field per record, and ABC isinstance checks are slow.
+        # Exact-type tests first: this runs per field per record, and ABC isinstance checks are slow.
+        if value.__class__ is str:
+            # A string is its own key (only booleans need _key), so skip the call for the common case.
+            if value in self._exact or self._exists:
+                return True
+            for pred in self._preds:  # noqa: SIM110 - a plain loop skips any()'s generator on the hot path
+                if pred(value):
+                    return True
+            return False
         if value.__class__ in _SCALARS:
             return self._exists or self._one(value)
         # AWS only sees leaf values: an object, or an array with no scalars, counts as absent here.
@@ -360,15 +368,13 @@ def _cidr(arg: object, path: str) -> _Pred:
 class EventPattern:
     """One compiled event pattern; `matches(event)` says whether the event matches it."""
 
-    __slots__ = ("_root", "source")
+    __slots__ = ("matches", "source")
 
     def __init__(self, root: _Object, source: Mapping[str, Any]) -> None:
-        self._root = root
+        # `matches(event)`: True if the event (a decoded JSON object) matches. The root's own method,
+        # bound once, so a match costs no extra call.
+        self.matches: Callable[[Mapping[str, Any]], bool] = root.match_mapping
         self.source = source
-
-    def matches(self, event: Mapping[str, Any]) -> bool:
-        """True if `event` (a decoded JSON object) matches."""
-        return self._root.match_mapping(event)
 
 
 def load_pattern(raw: object) -> Mapping[Any, Any]:
