@@ -16,6 +16,7 @@ from typing import Any, TextIO
 from pipelined import __version__
 from pipelined.app.assembly import build_function
 from pipelined.app.remote import api_endpoint, invoke_remote
+from pipelined.app.replay import add_events_parser, replay_command
 from pipelined.config import Config, load_config
 from pipelined.core.timestamps import iso_seconds
 from pipelined.errors import ConfigError, PipelinedError, UsageError
@@ -55,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
         help="delete the state file first: checkpoints, schedule times and dead letters start afresh",
     )
 
+    add_events_parser(commands, config_option)
     validate = commands.add_parser("validate", help="check a configuration file")
     validate.add_argument("file")
 
@@ -384,6 +386,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from pipelined.devmode import dev_command
 
             return dev_command(config, args, out)
+        if args.command == "events":
+            return replay_command(config, args, out)
         if args.command == "s3":
             return asyncio.run(_s3_setup(config, out))
         if args.command == "invoke":

@@ -2,14 +2,15 @@
 
 EventBridge speaks the JSON 1.1 protocol: `POST /` with `X-Amz-Target: AWSEvents.<Operation>`; errors
 are `{"__type", "message"}` bodies. PutEvents persists every (event, matching rule) invocation in the
-asynchronous queue before it answers, so an accepted event survives `kill -9`.
+asynchronous queue (and, on a bus with an archive, the event) before it answers, so an accepted event
+survives `kill -9`. StartReplay queues archived events again, with `replay-name` set.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -31,7 +32,7 @@ from pipelined.dispatch.async_queue import AsyncQueue, QueueFullError
 from pipelined.http.aws_errors import ApiError
 from pipelined.observe.metrics import Metrics
 from pipelined.sources.eventbridge import Bus, EventRouter, Rule
-from pipelined.state import NewEvent
+from pipelined.state import NewEvent, StateStore
 
 TARGET_PREFIX = "AWSEvents."
 CONTENT_TYPE = "application/x-amz-json-1.1"
@@ -59,9 +60,13 @@ def _validation(message: str) -> EventsError:
 class EventBridgeApi:
     """The EventBridge operations over the daemon's buses (from the YAML) and its async queue."""
 
-    def __init__(self, config: Callable[[], Config], queue: AsyncQueue | None, metrics: Metrics) -> None:
+    def __init__(
+        self, config: Callable[[], Config], state: StateStore, queue: AsyncQueue | None, metrics: Metrics
+    ) -> None:
         self._config = config
+        self.state = state
         self.queue = queue
+        self._expired_at: dict[str, float] = {}
         self.metrics = metrics
         self._router: EventRouter | None = None
         self._router_of: Config | None = None
@@ -73,6 +78,8 @@ class EventBridgeApi:
             "DescribeRule": self.describe_rule,
             "ListTargetsByRule": self.list_targets_by_rule,
             "TestEventPattern": self.test_event_pattern,
+            "StartReplay": self.start_replay,
+            "ListArchives": self.list_archives,
         }
 
     @property
@@ -152,6 +159,7 @@ class EventBridgeApi:
         results: list[dict[str, Any]] = []
         queued: list[NewEvent] = []
         matched: list[tuple[str, str]] = []
+        archived: dict[str, list[tuple[str, float, Mapping[str, Any]]]] = {}
         for item in parsed:
             if isinstance(item, EntryError):
                 results.append({"ErrorCode": item.code, "ErrorMessage": item.message})
@@ -163,16 +171,12 @@ class EventBridgeApi:
                 policy = delivery.rule.policy.to_json()
                 queued.append(NewEvent(new_request_id(), delivery.rule.function, payload, policy=policy))
                 matched.append((item.bus, delivery.rule.name))
+            if router.buses[item.bus].config.archive is not None:
+                archived.setdefault(item.bus, []).append((event_id, item.time or now, event))
             results.append({"EventId": event_id})
-        if queued:
-            if self.queue is None:
-                raise EventsError(
-                    500, "InternalException", "the asynchronous invocation queue is not running"
-                )
-            try:
-                await self.queue.submit_many(queued)
-            except QueueFullError as exc:
-                raise EventsError(400, "LimitExceededException", str(exc)) from None
+        for bus, events in archived.items():
+            await self._archive(bus, events, now)
+        await self._submit(queued)
         for raw, item in zip(entries, parsed, strict=True):
             if isinstance(item, Entry):
                 self.metrics.eventbridge_entries.labels(item.bus, "accepted").inc()
@@ -184,6 +188,92 @@ class EventBridgeApi:
             self.metrics.eventbridge_matches.labels(bus, rule).inc()
         failed = sum(1 for r in results if "ErrorCode" in r)
         return {"FailedEntryCount": failed, "Entries": results}
+
+    async def _submit(self, queued: list[NewEvent]) -> None:
+        if not queued:
+            return
+        if self.queue is None:
+            raise EventsError(500, "InternalException", "the asynchronous invocation queue is not running")
+        try:
+            await self.queue.submit_many(queued)
+        except QueueFullError as exc:
+            raise EventsError(400, "LimitExceededException", str(exc)) from None
+
+    async def _archive(
+        self, bus: str, events: list[tuple[str, float, Mapping[str, Any]]], now: float
+    ) -> None:
+        await self.state.archive.add(bus, events)
+        archive = self.router.buses[bus].config.archive
+        # Expired events are forgotten at most once a minute per bus, on the way.
+        if archive is not None and archive.retention > 0 and now - self._expired_at.get(bus, 0) > 60:
+            self._expired_at[bus] = now
+            await self.state.archive.expire(bus, now - archive.retention)
+
+    # --- archives and replays --------------------------------------------------------------------------
+
+    def _archived_bus(self, archive_arn: object) -> Bus:
+        name = archive_arn.rpartition(":archive/")[2] if isinstance(archive_arn, str) else ""
+        bus = self.router.buses.get(name)
+        if bus is None or bus.config.archive is None:
+            raise EventsError(400, "ResourceNotFoundException", f"Archive {name} does not exist.")
+        return bus
+
+    async def start_replay(self, body: dict[str, Any]) -> dict[str, Any]:
+        """StartReplay: queue a bus's archived events in [EventStartTime, EventEndTime) again."""
+        name = body.get("ReplayName")
+        if not isinstance(name, str) or not name:
+            raise _validation("ReplayName is required")
+        bus = self._archived_bus(body.get("EventSourceArn"))
+        destination = body.get("Destination") or {}
+        if bus_name(destination.get("Arn")) != bus.name:
+            raise _validation(f"Destination must be the archive's own event bus, {bus.arn}")
+        start, end = body.get("EventStartTime"), body.get("EventEndTime")
+        if not isinstance(start, int | float) or not isinstance(end, int | float) or start >= end:
+            raise _validation("EventStartTime and EventEndTime are required and the start must be earlier")
+        filters = set(destination.get("FilterArns") or [])
+        unknown = filters - {r.arn for r in bus.rules}
+        if unknown:
+            raise EventsError(400, "ResourceNotFoundException", f"Rule {sorted(unknown)[0]} does not exist.")
+        now = time.time()
+        queued: list[NewEvent] = []
+        events = await self.state.archive.between(bus.name, float(start), float(end))
+        for archived in events:
+            event = {**archived.event, "replay-name": name}
+            for delivery in self.router.route(bus.name, event, now):
+                if filters and delivery.rule.arn not in filters:
+                    continue
+                policy = delivery.rule.policy.to_json()
+                payload = json.dumps(delivery.payload)
+                queued.append(NewEvent(new_request_id(), delivery.rule.function, payload, policy=policy))
+        await self._submit(queued)
+        arn = f"arn:aws:events:{self.router.region}:{self.router.account}:replay/{name}"
+        return {
+            "ReplayArn": arn,
+            "State": "COMPLETED",
+            "StateReason": f"{len(events)} archived event(s) replayed as {len(queued)} invocation(s)",
+            "ReplayStartTime": now,
+        }
+
+    async def list_archives(self, body: dict[str, Any]) -> dict[str, Any]:
+        """ListArchives: one per bus with an `archive:`."""
+        archives = []
+        for bus in self.router.buses.values():
+            if bus.config.archive is None:
+                continue
+            count, size = await self.state.archive.stats(bus.name)
+            retention = bus.config.archive.retention
+            archives.append(
+                {
+                    "ArchiveName": bus.name,
+                    "EventSourceArn": bus.arn,
+                    "State": "ENABLED",
+                    "RetentionDays": int(retention // 86400),
+                    "SizeBytes": size,
+                    "EventCount": count,
+                }
+            )
+        prefix = body.get("NamePrefix") or ""
+        return {"Archives": [a for a in archives if str(a["ArchiveName"]).startswith(prefix)]}
 
     # --- read-only operations --------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -96,7 +97,11 @@ def bus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DaemonProces
     """One daemon for the module, with the buses `default` and `shop`."""
     directory = tmp_path_factory.mktemp("eventbridge")
     records = directory / "records.jsonl"
-    config = write_config(directory, FUNCTIONS, event_buses={"shop": {"description": "the shop"}})
+    config = write_config(
+        directory,
+        FUNCTIONS,
+        event_buses={"shop": {"description": "the shop", "archive": {"retention": "1d"}}},
+    )
     process = DaemonProcess(config, {"RECORD_FILE": str(records)}).start()
     yield process, records
     process.stop()
@@ -260,6 +265,52 @@ def test_buses_and_rules_are_read_back_from_the_yaml(bus: tuple[DaemonProcess, P
         client.describe_rule(Name="orders-big")  # it is on the shop bus, not the default one
     with pytest.raises(client.exceptions.ResourceNotFoundException):
         client.describe_event_bus(Name="nope")
+
+
+def test_archived_events_are_replayed_by_time_and_rule_with_their_replay_name(
+    bus: tuple[DaemonProcess, Path],
+) -> None:
+    process, records = bus
+    client = events_client(process)
+    at = [datetime.datetime(2020, 1, 1, 0, 0, s, tzinfo=datetime.UTC) for s in (0, 1, 5)]
+    answer = client.put_events(
+        Entries=[
+            entry("shop", {"id": 100 + i, "amount": 150}, EventBusName="shop", Time=when)
+            for i, when in enumerate(at)
+        ]
+    )
+    ids = [e["EventId"] for e in answer["Entries"]]
+    wait_until(lambda: len(received(records, "orders", lambda e: e.get("id") in ids)) == 3)
+    replay = run_cli(
+        "events", "replay", "shop", "--from", "2020-01-01T00:00:00Z", "--to", "2020-01-01T00:00:02Z",
+        "--rule", "orders-big", "--name", "again", "-c", str(process.config),
+    )  # fmt: skip
+    assert replay.returncode == 0, replay.stderr
+    arn = "arn:aws:events:us-east-1:000000000000:replay/again"
+    assert replay.stdout == f"{arn}: 2 archived event(s) replayed as 2 invocation(s)\n"
+    replayed = wait_until(
+        lambda: (
+            (found := received(records, "orders", lambda e: e.get("replay-name") == "again"))
+            and len(found) == 2
+            and found
+        )
+    )
+    assert sorted(r["event"]["id"] for r in replayed) == sorted(ids[:2])
+    assert all(r["event"]["time"].startswith("2020-01-01T00:00:0") for r in replayed)
+    archives = client.list_archives()["Archives"]
+    assert [(a["ArchiveName"], a["RetentionDays"]) for a in archives] == [("shop", 1)]
+    assert archives[0]["EventCount"] >= 3
+    refused = run_cli("events", "replay", "shop", "--from", "2020-01-01", "--to", "now", "--rule", "nope",
+                      "-c", str(process.config))  # fmt: skip
+    assert refused.returncode == 2
+    assert (
+        refused.stderr
+        == "pipelined: --rule: no rule 'nope' on bus 'shop' (its rules: orders-big, orders-summary)\n"
+    )
+    refused = run_cli(
+        "events", "replay", "default", "--from", "2020-01-01", "--to", "now", "-c", str(process.config)
+    )
+    assert "event bus 'default' has no archive" in refused.stderr
 
 
 def test_accepted_events_survive_kill_9_and_are_all_delivered_after_restart(
