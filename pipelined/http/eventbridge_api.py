@@ -41,16 +41,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class EventsError(ApiError):
-    """An EventBridge error: JSON 1.1's `__type` and `message`."""
+    """An EventBridge error: JSON 1.1's `__type` and `message`, whatever the caller asks."""
 
-    def response(self, request_id: str) -> web.Response:
+    def response(self, request_id: str, json_protocol: bool = True) -> web.Response:
         """The response botocore's JSON parser turns into this error's exception class."""
-        return web.Response(
-            status=self.status,
-            body=json.dumps({"__type": self.code, "message": self.message}).encode(),
-            content_type=CONTENT_TYPE,
-            headers={"x-amzn-RequestId": request_id},
-        )
+        return super().response(request_id, json_protocol=True)
 
 
 def _validation(message: str) -> EventsError:

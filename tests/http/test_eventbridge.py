@@ -11,9 +11,10 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from tests.sources.sqs.support import sqs_client
-from tests.support import DaemonProcess, read_records, run_cli, wait_until, write_config
+from tests.support import DaemonProcess, free_port, read_records, run_cli, wait_until, write_config
 
 # One pattern using every operator family; each event below says which of its conditions it breaks.
 EVERY_OPERATOR = {
@@ -80,14 +81,14 @@ FUNCTIONS: dict[str, Any] = {
 }
 
 
-def events_client(daemon: DaemonProcess) -> Any:
+def events_client(daemon: DaemonProcess, access_key: str = "testing", secret: str = "testing") -> Any:
     """boto3's EventBridge client pointed at the daemon's API listener, no retries."""
     return boto3.client(
         "events",
         endpoint_url=f"http://127.0.0.1:{daemon.api_port}",
         region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret,
         config=Config(retries={"total_max_attempts": 1}, read_timeout=30),
     )
 
@@ -379,3 +380,27 @@ def test_a_rules_sqs_dead_letter_receives_the_event_with_the_rule_and_error_as_a
         "RETRY_ATTEMPTS": "0",
     }
     assert len(read_records(records)) == 1  # maximum_retry_attempts: 0 is one attempt
+
+
+def test_with_credentials_put_events_must_be_signed_by_one_of_them(
+    daemon: Callable[..., DaemonProcess], tmp_path: Path
+) -> None:
+    records = tmp_path / "records.jsonl"
+    functions = {
+        "orders": {
+            "handler": "eventbridge_handlers.record",
+            "events": [{"type": "eventbridge", "pattern": {"source": ["signed"]}}],
+        }
+    }
+    credentials = [{"name": "app", "access_key_id": "AKIDAPP", "secret_access_key": "s3cret"}]
+    config = write_config(
+        tmp_path, functions, api={"listen": f"127.0.0.1:{free_port()}", "credentials": credentials}
+    )
+    process = daemon(config, {"RECORD_FILE": records})
+    signed = events_client(process, "AKIDAPP", "s3cret")
+    assert signed.put_events(Entries=[entry("signed", {"n": 1})])["FailedEntryCount"] == 0
+    wait_until(lambda: received(records, "orders", lambda e: e["detail"] == {"n": 1}))
+    with pytest.raises(ClientError) as refused:
+        events_client(process, "AKIDAPP", "wrong").put_events(Entries=[entry("signed", {"n": 2})])
+    assert refused.value.response["Error"]["Code"] == "InvalidSignatureException"
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
