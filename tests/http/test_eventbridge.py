@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 import json
+import signal
+import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -404,3 +406,43 @@ def test_with_credentials_put_events_must_be_signed_by_one_of_them(
         events_client(process, "AKIDAPP", "wrong").put_events(Entries=[entry("signed", {"n": 2})])
     assert refused.value.response["Error"]["Code"] == "InvalidSignatureException"
     assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+def test_a_reload_changes_the_rules_and_an_old_event_ages_out_to_the_dead_letter(
+    daemon: Callable[..., DaemonProcess], tmp_path: Path
+) -> None:
+    records = tmp_path / "records.jsonl"
+    rule = {
+        "type": "eventbridge",
+        "name": "r",
+        "pattern": {"source": ["first"]},
+        "retry_policy": {"maximum_event_age": "1h", "backoff_base": "1h", "backoff_max": "1h"},
+    }
+    config = write_config(tmp_path, {"f": {"handler": "eventbridge_handlers.fail", "events": [rule]}})
+    process = daemon(config, {"RECORD_FILE": records})
+    client = events_client(process)
+    client.put_events(Entries=[entry("first", {"n": 1})])
+    wait_until(lambda: len(read_records(records)) == 1, message="first attempt")
+    text = config.read_text().replace("- first", "- second")
+    config.write_text(text)
+    process.send_signal(signal.SIGHUP)
+    wait_until(lambda: "reloaded:" in process.logs(), message="reload")
+    assert client.describe_rule(Name="f-r")["EventPattern"] == '{"source": ["second"]}'
+    client.put_events(Entries=[entry("first", {"n": 2}), entry("second", {"n": 3})])
+    wait_until(lambda: len(read_records(records)) == 2, message="the new rule's event")
+    assert [r["event"]["detail"]["n"] for r in read_records(records)] == [1, 3]
+    process.stop()
+    # The first event's retry is an hour away; the clock is moved past its age limit instead.
+    with sqlite3.connect(tmp_path / "state" / "state.db") as db:
+        db.execute("UPDATE async_events SET received_at = received_at - 7200, next_attempt_at = 0")
+    daemon(config, {"RECORD_FILE": records})
+    shown = wait_until(lambda: json.loads(run_cli("dlq", "show", "1", "-c", str(config)).stdout or "null"))
+    assert shown["condition"] == "EventAgeExceeded" and shown["source"] == "eventbridge:f-r"
+    assert shown["event"]["detail"]["n"] == 1
+    listing = wait_until(
+        lambda: (
+            (out := run_cli("dlq", "list", "-c", str(config)).stdout).count("EventAgeExceeded") == 2 and out
+        )
+    )
+    assert "2 parked event(s)" in listing
+    assert len(read_records(records)) == 2  # nothing ran again
