@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pipelined.config import Config, EventBridgeSource, EventBusConfig
+from pipelined.config import Config, EventBridgeSource, EventBusConfig, EventSourceConfig, FunctionConfig
 from pipelined.core.event_input import (
     Path,
     RuleContext,
@@ -26,6 +26,7 @@ from pipelined.core.event_patterns import EventPattern, compile_pattern
 from pipelined.core.eventbridge_events import DEFAULT_BUS, RulePolicy, bus_arn, bus_rule_arn
 from pipelined.core.identity import DEFAULT_ACCOUNT_ID, function_arn
 from pipelined.core.timestamps import iso_seconds
+from pipelined.sources.resources import DevResources, queue_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,3 +148,10 @@ class EventRouter:
         """A rule of a bus by name."""
         found = self.buses.get(bus)
         return next((r for r in found.rules if r.name == name), None) if found is not None else None
+
+
+def dev_resources(config: EventSourceConfig, function: FunctionConfig, found: DevResources) -> None:
+    """Dev mode creates a rule's SQS dead-letter queue."""
+    assert isinstance(config, EventBridgeSource)
+    if config.dead_letter != "sqlite":
+        found.queues.setdefault(queue_name(config.dead_letter), None)

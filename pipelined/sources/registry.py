@@ -121,6 +121,12 @@ def _dev_s3(cfg: EventSourceConfig, fn: FunctionConfig, found: DevResources) -> 
     dev_resources(cfg, fn, found)
 
 
+def _dev_rule(cfg: EventSourceConfig, fn: FunctionConfig, found: DevResources) -> None:
+    from pipelined.sources.eventbridge import dev_resources
+
+    dev_resources(cfg, fn, found)
+
+
 def _dev_stream(cfg: EventSourceConfig, fn: FunctionConfig, found: DevResources) -> None:
     from pipelined.sources.streams.engine import dev_resources
 
@@ -145,7 +151,7 @@ EVENT_TYPES: dict[str, EventType] = {
         EventType("api", ApiSource, _http_route, http_route=True),
         EventType("http_api", HttpApiSource, _http_route, http_route=True),
         EventType("function_url", FunctionUrlSource, _http_route, http_route=True),
-        EventType("eventbridge", EventBridgeSource, _bus_rule, bus_rule=True),
+        EventType("eventbridge", EventBridgeSource, _bus_rule, bus_rule=True, dev_resources=_dev_rule),
     )
 }
 
