@@ -8,12 +8,14 @@ survives `kill -9`. StartReplay queues archived events again, with `replay-name`
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
+from botocore.loaders import Loader
 
 from pipelined.config import Config
 from pipelined.core.event_patterns import FilterPatternError, compile_pattern
@@ -46,6 +48,12 @@ class EventsError(ApiError):
     def response(self, request_id: str, json_protocol: bool = True) -> web.Response:
         """The response botocore's JSON parser turns into this error's exception class."""
         return super().response(request_id, json_protocol=True)
+
+
+@functools.cache
+def _model_operations() -> frozenset[str]:
+    """Every operation of botocore's EventBridge model."""
+    return frozenset(Loader().load_service_model("events", "service-2")["operations"])
 
 
 def _validation(message: str) -> EventsError:
@@ -100,11 +108,16 @@ class EventBridgeApi:
         """Run one operation on the request's JSON body."""
         method = self._operations.get(operation)
         if method is None:
+            if operation not in _model_operations():
+                raise EventsError(
+                    400, "UnknownOperationException", f"no EventBridge operation is {operation}"
+                )
             raise EventsError(
                 400,
-                "UnknownOperationException" if not operation[:1].isupper() else "ValidationException",
+                "ValidationException",
                 f"pipelined does not support {operation}: buses and rules are declared in "
-                f"{self._config().source_path}; edit that file and reload the daemon",
+                f"{self._config().source_path}, the source of truth; edit that file and reload the daemon "
+                "(`systemctl reload pipelined` or `kill -HUP <pid>`)",
             )
         try:
             body = json.loads(await request.read() or b"{}")

@@ -268,6 +268,11 @@ def test_buses_and_rules_are_read_back_from_the_yaml(bus: tuple[DaemonProcess, P
         client.describe_rule(Name="orders-big")  # it is on the shop bus, not the default one
     with pytest.raises(client.exceptions.ResourceNotFoundException):
         client.describe_event_bus(Name="nope")
+    with pytest.raises(ClientError) as refused:
+        client.put_rule(Name="new", EventPattern='{"source": ["x"]}')
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert "pipelined does not support PutRule" in refused.value.response["Error"]["Message"]
+    assert str(bus[0].config) in refused.value.response["Error"]["Message"]
 
 
 def test_archived_events_are_replayed_by_time_and_rule_with_their_replay_name(
