@@ -212,7 +212,7 @@ _PATTERNS = st.recursive(
 )
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(pattern=_PATTERNS, event=st.dictionaries(st.sampled_from("xy"), _VALUES, min_size=1, max_size=2))
 def test_compiled_patterns_agree_with_the_reference(pattern: dict[str, Any], event: dict[str, Any]) -> None:
     assert compile_pattern(json.dumps(pattern)).matches(event) == reference(pattern, event)
