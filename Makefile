@@ -19,6 +19,9 @@ example: $(BIN)/pipelined
 test: $(BIN)/pipelined
 	@command -v mosquitto >/dev/null 2>&1 || command -v /usr/sbin/mosquitto >/dev/null 2>&1 \
 		|| (apt-get update -qq && apt-get install -y -qq mosquitto >/dev/null)
+	@# promtool (Debian's prometheus package) checks deploy/prometheus/alerts.yaml in tests/test_deploy.py.
+	@command -v promtool >/dev/null 2>&1 \
+		|| (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null)
 	$(BIN)/ruff check pipelined tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
@@ -31,6 +34,7 @@ bench: $(BIN)/pipelined
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/gateway.py
 	$(BIN)/python bench/runtimes.py
+	$(BIN)/python bench/log_store.py
 
 # The fault suite with ten times the kills and records (release checks; it is in `make test` at 1x).
 faults-long: $(BIN)/pipelined

@@ -1,8 +1,10 @@
 """`pipelined dev`: the pipeline against an embedded AWS-protocol server (moto) on loopback.
 
 `pipelined dev -c FILE` starts moto, creates every queue, bucket (notifying its queue), table, stream
-and topic the config names, and runs the daemon against it. The server's URL is written to
-`state_dir/dev-endpoint`, where `pipelined dev send` / `dev put` (another terminal) find it.
+and topic the config names, and runs the daemon against it (`DevDaemon`): it prints one summary block
+at start, creates what a reloaded config adds before applying it, and hot-reloads saved code and config
+(app/watch.py). The server's URL is written to `state_dir/dev-endpoint`, where `pipelined dev send` /
+`dev put` (another terminal) find it.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+from pipelined.app.daemon import Daemon
+from pipelined.app.summary import Ports, summary
 from pipelined.aws import AwsClients, describe, resolve_queue_url
-from pipelined.config import Config
+from pipelined.config import Config, S3Source
 from pipelined.errors import PipelinedError, UsageError
 from pipelined.observe.logs import setup_logging
 from pipelined.sources.registry import event_type
-from pipelined.sources.resources import DevResources
+from pipelined.sources.resources import DevResources, queue_name
 from pipelined.sources.s3.via_sqs import setup_notifications
 
 log = logging.getLogger("pipelined.dev")
@@ -39,6 +43,9 @@ def wanted_resources(config: Config) -> DevResources:
     found = DevResources()
     for fn in config.functions.values():
         found.add_destination(fn.on_failure)
+        # Where asynchronous invocations' records go (Invoke with InvocationType=Event).
+        found.add_destination(fn.async_.destinations.on_success)
+        found.add_destination(fn.async_.destinations.on_failure)
         for source in fn.events:
             add = event_type(source.type).dev_resources
             if add is not None:
@@ -46,9 +53,26 @@ def wanted_resources(config: Config) -> DevResources:
     return found
 
 
-async def create_resources(config: Config, clients: AwsClients) -> list[str]:
-    """Create what `wanted_resources` lists and point buckets at their queues; one line per resource."""
+def _notified_queues(config: Config) -> set[str]:
+    """The queues S3 notifies for the config's `s3` sources read via SQS."""
+    return {
+        queue_name(source.via.sqs)
+        for fn in config.functions.values()
+        for source in fn.events
+        if isinstance(source, S3Source) and source.via.sqs is not None
+    }
+
+
+async def create_resources(
+    config: Config, clients: AwsClients, existing: DevResources | None = None
+) -> list[str]:
+    """Create what `wanted_resources` lists and point buckets at their queues; one line per resource.
+
+    With `existing` (what an earlier call created, updated here), only what is new is created.
+    """
     wanted = wanted_resources(config)
+    if existing is not None:
+        wanted = existing.missing(wanted)
     lines: list[str] = []
     for name, visibility in sorted(wanted.queues.items()):
         sqs = await clients.client("sqs")
@@ -81,6 +105,8 @@ async def create_resources(config: Config, clients: AwsClients) -> list[str]:
                         Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": config.aws.region}
                     )
             lines.append(f"bucket {bucket}")
+    if wanted.buckets or wanted.queues.keys() & _notified_queues(config):
+        # Idempotent: a reload may point an existing bucket at a new queue, or a new bucket at an old one.
         lines += [f"notification {line}" for line in await setup_notifications(config, clients)]
     for table in sorted(wanted.tables):
         dynamodb = await clients.client("dynamodb")
@@ -100,6 +126,8 @@ async def create_resources(config: Config, clients: AwsClients) -> list[str]:
         sns = await clients.client("sns")
         await sns.create_topic(Name=topic)
         lines.append(f"topic {topic}")
+    if existing is not None:
+        existing.update(wanted)  # only once all of it exists: a failed reload tries again next time
     return lines
 
 
@@ -138,35 +166,49 @@ def embedded_server(port: int) -> Iterator[str]:
         server.stop()
 
 
-async def _run(config: Config, endpoint: str, out: TextIO) -> int:
-    from pipelined.app.daemon import Daemon
+class DevDaemon(Daemon):
+    """The daemon of `pipelined dev`: creates what a reloaded config adds, prints the summary at start."""
 
-    clients = AwsClients(config.aws)
-    try:
-        lines = await create_resources(config, clients)
-    except Exception as exc:
-        raise PipelinedError(f"dev mode: creating resources failed: {describe(exc)}") from exc
-    finally:
-        await clients.close()
-    for line in lines:
-        log.info("dev: created %s", line)
+    def __init__(
+        self, config: Config, endpoint: str, created: DevResources, out: TextIO, watch: bool
+    ) -> None:
+        super().__init__(config, watch=watch)
+        self.endpoint = endpoint
+        self.created = created
+        self.out = out
+
+    async def prepare(self, config: Config) -> None:
+        clients = AwsClients(config.aws)
+        try:
+            lines = await create_resources(config, clients, self.created)
+        except Exception as exc:
+            raise PipelinedError(f"dev mode: creating resources failed: {describe(exc)}") from exc
+        finally:
+            await clients.close()
+        for line in lines:
+            log.info("dev: created %s", line)
+
+    def on_ready(self) -> None:
+        api = self.api.server.port if self.api is not None and self.api.server is not None else None
+        ports = Ports(self.http.port if self.http else 0, self.gateway.port, api)
+        self.out.write(summary(self.config, self.endpoint, ports, self.watch))
+        self.out.flush()
+
+
+async def _run(config: Config, endpoint: str, out: TextIO, watch: bool) -> int:
+    created = DevResources()
+    daemon = DevDaemon(config, endpoint, created, out, watch)
+    await daemon.prepare(config)
     path = config.state_dir / ENDPOINT_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(endpoint + "\n")
-    source = config.source_path
-    out.write(
-        f"dev server on {endpoint}; from another terminal:\n"
-        f"  pipelined dev send -c {source} QUEUE BODY\n"
-        f"  pipelined dev put -c {source} BUCKET KEY FILE\n"
-    )
-    out.flush()
     try:
-        return await Daemon(config).run()
+        return await daemon.run()
     finally:
         path.unlink(missing_ok=True)
 
 
-def run_dev(config: Config, port: int, out: TextIO) -> int:
+def run_dev(config: Config, port: int, out: TextIO, watch: bool = True) -> int:
     """`pipelined dev`: embedded server, resources, then the daemon until stopped; the exit code."""
     setup_logging(config.logging.level, config.logging.format)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
@@ -184,7 +226,7 @@ def run_dev(config: Config, port: int, out: TextIO) -> int:
                 update={"aws": config.aws.model_copy(update={"endpoint_url": endpoint})}
             )
         with contextlib.suppress(KeyboardInterrupt):
-            return asyncio.run(_run(config, endpoint, out))
+            return asyncio.run(_run(config, endpoint, out, watch))
     return 130
 
 
@@ -249,7 +291,7 @@ def _read(name: str) -> bytes:
 def dev_command(config: Config, args: argparse.Namespace, out: TextIO) -> int:
     """`pipelined dev [send|put]`: run the dev pipeline, or poke the running one."""
     if args.dev_command is None:
-        return run_dev(config, args.port, out)
+        return run_dev(config, args.port, out, not args.no_watch)
     _local_environment(dev_endpoint(config), config.aws.region)
     if args.dev_command == "send":
         body = _read("-").decode() if args.body == "-" else args.body

@@ -90,6 +90,12 @@ def test_dev_mode_creates_what_the_config_names(tmp_path: Path) -> None:
             "handler": "handlers.record",
             "timeout": "20s",
             "on_failure": {"destination": "arn:aws:sns:us-east-1:123456789012:alerts"},
+            "async": {
+                "destinations": {
+                    "on_success": {"destination": "arn:aws:sqs:us-east-1:123456789012:done"},
+                    "on_failure": {"destination": "function:f"},
+                }
+            },
             "events": [
                 {"type": "sqs", "queue": "https://sqs.us-east-1.amazonaws.com/123456789012/jobs.fifo"},
                 {
@@ -107,7 +113,7 @@ def test_dev_mode_creates_what_the_config_names(tmp_path: Path) -> None:
         }
     }
     resources = wanted_resources(load_config(write_config(tmp_path, functions)))
-    assert resources.queues == {"jobs.fifo": 120, "b1-events": 120, "failed-users": None}
+    assert resources.queues == {"jobs.fifo": 120, "b1-events": 120, "failed-users": None, "done": None}
     assert (resources.buckets, resources.tables, resources.streams, resources.topics) == (
         {"bkt1"},
         {"users"},

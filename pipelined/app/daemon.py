@@ -16,15 +16,23 @@ import logging
 import os
 import signal
 import sqlite3
+import time
+from collections.abc import Collection
+from pathlib import Path
+from typing import Any
 
 from pipelined import __version__
 from pipelined.app.api import ApiFrontDoor
 from pipelined.app.assembly import build_function, build_runner
+from pipelined.app.logs_command import log_directory
 from pipelined.app.reload import RunnerKey, RunnerSpec, plan_reload
+from pipelined.app.status import DaemonView, dead_letter_counts, snapshot
 from pipelined.app.systemd import Notifier
+from pipelined.app.watch import Watcher
 from pipelined.aws import AwsClients
 from pipelined.config import Config, load_config
 from pipelined.config.gateway import routes_of
+from pipelined.core.lambda_errors import LambdaError
 from pipelined.core.routes import RouteTable
 from pipelined.dispatch.runner import SourceRunner
 from pipelined.errors import ConfigError, PipelinedError
@@ -32,6 +40,7 @@ from pipelined.functions.function import Function
 from pipelined.http.gateway import Gateway
 from pipelined.http.ops import HttpServer
 from pipelined.invoke.service import InvokeService
+from pipelined.observe.log_store import LogStore
 from pipelined.observe.logs import setup_logging
 from pipelined.observe.metrics import Metrics
 from pipelined.state import StateStore
@@ -44,9 +53,14 @@ STATE_CHECK_INTERVAL = 1.0
 class Daemon:
     """pipelined run: every enabled event source of every function, until SIGTERM/SIGINT."""
 
-    def __init__(self, config: Config, reset_state: bool = False) -> None:
+    def __init__(self, config: Config, reset_state: bool = False, watch: bool = False) -> None:
         self.config = config
         self.reset_state = reset_state
+        # Hot reload (app/watch.py): follow the code directories and the config file.
+        self.watch = watch
+        self._watching: asyncio.Task[None] | None = None
+        # A config reload and a code refresh never interleave.
+        self._changing = asyncio.Lock()
         # 1 when checkpoints could not be written before the shutdown timeout.
         self.exit_code = 0
         self.metrics = Metrics()
@@ -59,9 +73,11 @@ class Daemon:
         self._reload = asyncio.Event()
         self._signals = 0
         self._started = False
+        self._started_at = time.time()
         self.state: StateStore | None = None
         self.aws: AwsClients | None = None
         self.http: HttpServer | None = None
+        self.log_store: LogStore | None = None
         # The api/http_api/function_url routes; it binds gateway.listen once there is a route.
         self.gateway = Gateway(self.service, self.metrics)
         self.api: ApiFrontDoor | None = None
@@ -108,12 +124,20 @@ class Daemon:
                 self.config.http.host,
                 self.http.port if self.http else 0,
             )
+            self.on_ready()
+            if self.watch:
+                logging.getLogger("watchfiles").setLevel(logging.WARNING)  # "N changes detected" per save
+                watcher = Watcher(lambda: self.config, self.reload, self.refresh)
+                self._watching = asyncio.create_task(watcher.run(self._stop), name="watch")
             # Main loop: watchdog pings and reloads until a stop signal.
             await self._main_loop()
             # Shutdown: sources drain first (in-flight invocations finish), then everything else closes.
             self.notifier.stopping()
             await self._drain()
         finally:
+            if self._watching is not None and not self._watching.done():
+                self._stop.set()  # the watcher ends with the daemon, however run() ends
+                await asyncio.gather(self._watching, return_exceptions=True)
             # Always close the state store: its worker thread would otherwise keep the process alive.
             await self._close()
         log.info("stopped")
@@ -123,7 +147,21 @@ class Daemon:
         self.state = await StateStore.open(self.config.state_dir, reset=self.reset_state)
         self.aws = AwsClients(self.config.aws)
         http = self.config.http
-        self.http = HttpServer(http.host, http.port, self.metrics.registry, self._readiness)
+        store = self.config.logging.store
+        if store.enabled:
+            # Before the functions load: their init lines and first invocations are kept too.
+            self.log_store = LogStore(log_directory(self.config), store.max_size, store.retention)
+            self.log_store.start(asyncio.get_running_loop())
+            logging.getLogger().addHandler(self.log_store)
+        self.http = HttpServer(
+            http.host,
+            http.port,
+            self.metrics.registry,
+            self._readiness,
+            status=self._status,
+            before_scrape=self._refresh_gauges,
+            log_store=self.log_store,
+        )
         try:
             await self.http.start()
         except OSError as exc:
@@ -140,6 +178,29 @@ class Daemon:
     def _readiness(self) -> tuple[bool, dict[str, bool], bool]:
         state_ok = self.state is not None and self.state.healthy
         return self._started, {runner.key: runner.healthy for runner in self.runners.values()}, state_ok
+
+    async def _status(self) -> dict[str, Any]:
+        view = DaemonView(
+            started_at=self._started_at,
+            ready=self._ready(),
+            functions=self.functions,
+            runners=self.runners,
+            specs=self._specs,
+            state=self.state,
+            registry=self.metrics.registry,
+        )
+        return await snapshot(view)
+
+    def _ready(self) -> bool:
+        started, health, state_ok = self._readiness()
+        return started and state_ok and all(health.values())
+
+    async def _refresh_gauges(self) -> None:
+        # The dead-letter store is counted at scrape time: nothing else keeps that figure in memory.
+        counts = await dead_letter_counts(self.state)
+        if counts is not None:
+            for name in self.functions:
+                self.metrics.dead_letters.labels(name).set(counts.get(name, 0))
 
     async def _main_loop(self) -> None:
         interval = self.notifier.watchdog_interval
@@ -184,6 +245,9 @@ class Daemon:
         await self.gateway.stop(0)
         if self.http is not None:
             await self.http.stop()
+        if self.log_store is not None:
+            logging.getLogger().removeHandler(self.log_store)
+            self.log_store.close()
         if self.aws is not None:
             await self.aws.close()
         if self.state is not None:
@@ -259,12 +323,32 @@ class Daemon:
             log.info("started %s", runner.key)
         self.config = config
 
+    def on_ready(self) -> None:
+        """Called once everything listens and runs (dev mode prints its summary here)."""
+
+    async def prepare(self, config: Config) -> None:
+        """Called with a reloaded config before it is applied (dev mode creates its new resources)."""
+
+    async def refresh(
+        self, names: Collection[str], changed: frozenset[Path]
+    ) -> dict[str, LambdaError | None]:
+        """Hot reload: the named functions serve their code as saved now; each one's init error or None."""
+        async with self._changing:
+            functions = [self.functions[n] for n in names if n in self.functions]
+            errors = await asyncio.gather(*(f.refresh(changed) for f in functions))
+            return {f.name: error for f, error in zip(functions, errors, strict=True)}
+
     async def reload(self) -> bool:
         """Re-read the config file and apply it; an invalid file leaves the pipeline as it was."""
+        async with self._changing:
+            return await self._reload_config()
+
+    async def _reload_config(self) -> bool:
         self.notifier.reloading()
         log.info("reloading %s", self.config.source_path)
         try:
             config = load_config(self.config.source_path)
+            await self.prepare(config)
             await self._apply(config)
         except ConfigError as exc:
             for problem in exc.problems:
@@ -290,10 +374,10 @@ async def _start_functions(functions: list[Function]) -> None:
         raise failed[0]
 
 
-def run_daemon(config: Config, reset_state: bool = False) -> int:
+def run_daemon(config: Config, reset_state: bool = False, watch: bool = False) -> int:
     """Run the daemon on a loaded config until it stops; returns the exit code."""
     setup_logging(config.logging.level, config.logging.format)
-    daemon = Daemon(config, reset_state)
+    daemon = Daemon(config, reset_state, watch)
     with contextlib.suppress(KeyboardInterrupt):
         return asyncio.run(daemon.run())
     return 130

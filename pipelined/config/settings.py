@@ -7,7 +7,15 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ByteSize,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from pipelined.config import runtimes
 from pipelined.config.api import ApiConfig
@@ -90,6 +98,15 @@ class MqttConfig(ConfigModel):
         return value
 
 
+class LogStoreConfig(ConfigModel):
+    """Every invocation's lines kept per function in STATE_DIR/logs, for `pipelined logs`."""
+
+    enabled: bool = True
+    # Per function: a file this big is rotated (one old file is kept), so at most about twice this.
+    max_size: ByteSize = Field(default=ByteSize(10 * 1024 * 1024), ge=64 * 1024)
+    retention: Duration = Field(default=7 * 86400.0, gt=0)
+
+
 class LoggingConfig(ConfigModel):
     """The daemon's log level and format (text for people, json for collectors)."""
 
@@ -98,6 +115,8 @@ class LoggingConfig(ConfigModel):
         BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v),
     ] = "INFO"
     format: Literal["text", "json"] = "text"
+    # The local log store behind `pipelined logs` (docs/operations.md, "Logs").
+    store: LogStoreConfig = LogStoreConfig()
 
 
 class Config(ConfigModel):

@@ -47,7 +47,10 @@ def split_result(batch: Batch, result: InvokeResult) -> ResponseSplit:
         return ResponseSplit(records, (), False)
     if not isinstance(items, list):
         return ResponseSplit((), records, True, invalid_response("batchItemFailures is not a list"))
-    positions = {r.id: i for i, r in enumerate(records)}
+    # Ids may repeat (two S3 records of one key): reporting one fails every record that has it.
+    positions: dict[str, list[int]] = {}
+    for index, record in enumerate(records):
+        positions.setdefault(record.id, []).append(index)
     failed_positions: set[int] = set()
     for item in items:
         identifier = item.get("itemIdentifier") if isinstance(item, Mapping) else None
@@ -59,7 +62,7 @@ def split_result(batch: Batch, result: InvokeResult) -> ResponseSplit:
                 invalid_response(f"unknown itemIdentifier {identifier!r}"),
                 identifier if isinstance(identifier, str) else None,
             )
-        failed_positions.add(positions[identifier])
+        failed_positions.update(positions[identifier])
     error = LambdaError("PartialFailure", f"{len(failed_positions)} item(s) reported failed", None)
     if mode is PartialFailureMode.FROM_LOWEST:
         lowest = min(failed_positions)

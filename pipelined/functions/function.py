@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+import importlib.util
+from collections.abc import Callable, Collection, Iterable
+from pathlib import Path
 from typing import Any
 
 from pipelined.config import FunctionConfig
 from pipelined.config.runtimes import family
 from pipelined.core.identity import DEFAULT_ACCOUNT_ID, FunctionIdentity, new_log_stream_name
+from pipelined.core.lambda_errors import LambdaError
 from pipelined.functions.inline import InlineRuntime
 from pipelined.functions.process.runtime import ProcessRuntime
 from pipelined.functions.runtime import Runtime
@@ -31,6 +35,18 @@ def lambda_environment(identity: FunctionIdentity, config: FunctionConfig) -> di
         "LAMBDA_TASK_ROOT": str(config.code),
         **config.environment,
     }
+
+
+def forget_bytecode(paths: Iterable[Path]) -> None:
+    """Delete the cached bytecode of changed Python files.
+
+    Python trusts a .pyc whose recorded source mtime (whole seconds) and size match: a second save of
+    the same length within the same second would otherwise import the previous code.
+    """
+    for path in paths:
+        if path.suffix == ".py":
+            with contextlib.suppress(OSError, ValueError):
+                Path(importlib.util.cache_from_source(str(path))).unlink(missing_ok=True)
 
 
 class Function:
@@ -90,6 +106,11 @@ class Function:
     async def start(self) -> None:
         """Start what must run before the first event: with process isolation, the first workers."""
         await self.runtime.start()
+
+    async def refresh(self, changed: Collection[Path] = ()) -> LambdaError | None:
+        """Hot reload: run the code as saved now; its init error (old code still serving) if it fails."""
+        forget_bytecode(changed)
+        return await self.runtime.refresh(changed)
 
     async def close(self, timeout: float = 10.0) -> None:
         """Stop the function's workers once their in-flight invocations are done (inline: nothing)."""

@@ -7,10 +7,11 @@ import concurrent.futures
 import importlib
 import inspect
 import os
+import site
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from contextvars import copy_context
 from pathlib import Path
 from typing import Any, NoReturn
@@ -31,6 +32,21 @@ _OWN_FRAMES = (
     str(Path(asyncio.__file__).parent),
     str(Path(threading.__file__)),
     str(Path(concurrent.futures.__file__).parent),
+)
+# Never re-imported by a hot reload, even under a function's code directory (`code: .` in a project with
+# its virtualenv inside): pipelined itself and installed packages, which the daemon shares.
+_NEVER_RELOADED = tuple(
+    dict.fromkeys(
+        os.path.join(path, "")
+        for path in (
+            str(Path(__file__).resolve().parents[1]),
+            sys.prefix,
+            sys.base_prefix,
+            sys.exec_prefix,
+            *site.getsitepackages(),
+            site.getusersitepackages(),
+        )
+    )
 )
 
 
@@ -63,23 +79,61 @@ class InlineRuntime:
 
     def load(self) -> None:
         """Import the handler (module-level init runs here, like a Lambda cold start)."""
-        name = self.identity.name
-        install_environ_overlay()
-        module_name, _, attribute = self.config.handler.rpartition(".")
-        paths = [str(self.config.code), *(str(p) for p in self.config.layers)]
-        for path in reversed(paths):
-            if path not in sys.path:
-                sys.path.insert(0, path)
+        module_name = self.config.handler.rpartition(".")[0]
+        paths = self._paths()
         existing = sys.modules.get(module_name)
         if existing is not None:
             origin = getattr(existing, "__file__", None) or ""
             if not any(origin.startswith(p + os.sep) for p in paths):
                 raise HandlerLoadError(
-                    f"function {name}: module '{module_name}' is already loaded from {origin}; "
+                    f"function {self.identity.name}: module '{module_name}' is already loaded from {origin}; "
                     "two inline functions cannot share a module name from different code directories"
                 )
             # A reload with changed code must see the new module, like a new Lambda version.
             del sys.modules[module_name]
+        self.handler, self._init_duration_ms = self._import()
+        self.is_async = inspect.iscoroutinefunction(self.handler)
+
+    async def refresh(self, changed: Collection[Path]) -> LambdaError | None:
+        """Hot reload: import the code directory's modules (and changed layer files) anew, then swap."""
+        code = str(self.config.code) + os.sep
+        changed_files = {str(path) for path in changed}
+        stale = {
+            name: module
+            for name, module in sys.modules.items()
+            if (origin := getattr(module, "__file__", None))
+            and (origin.startswith(code) or origin in changed_files)
+            and not origin.startswith(_NEVER_RELOADED)
+        }
+        for name in stale:
+            del sys.modules[name]
+        importlib.invalidate_caches()
+        try:
+            handler, init_ms = self._import()
+        except HandlerLoadError as exc:
+            # The old handler keeps serving, with the modules it was imported with.
+            sys.modules.update(stale)
+            if exc.__cause__ is None:  # imported, but the handler is not there
+                return LambdaError("Runtime.HandlerNotFound", str(exc))
+            return error_object(exc.__cause__)
+        self.handler, self._init_duration_ms = handler, init_ms
+        self.is_async = inspect.iscoroutinefunction(handler)
+        self._cold = True  # the next invocation reports the init, as a new Lambda version's first does
+        return None
+
+    def _paths(self) -> list[str]:
+        install_environ_overlay()
+        paths = [str(self.config.code), *(str(p) for p in self.config.layers)]
+        for path in reversed(paths):
+            if path not in sys.path:
+                sys.path.insert(0, path)
+        return paths
+
+    def _import(self) -> tuple[Callable[..., Any], float]:
+        """Import the handler's module; the handler and the init duration (ms), or HandlerLoadError."""
+        name = self.identity.name
+        module_name, _, attribute = self.config.handler.rpartition(".")
+        self._paths()
         started = time.perf_counter()
         token = function_environment.set(self.environment)
         real_exit = os._exit
@@ -98,9 +152,7 @@ class InlineRuntime:
         handler = getattr(module, attribute, None)
         if not callable(handler):
             raise HandlerLoadError(f"function {name}: '{module_name}' has no callable '{attribute}'")
-        self.handler = handler
-        self.is_async = inspect.iscoroutinefunction(handler)
-        self._init_duration_ms = (time.perf_counter() - started) * 1000
+        return handler, (time.perf_counter() - started) * 1000
 
     async def start(self) -> None:
         if self.handler is None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from pipelined.core.lambda_errors import LambdaError
@@ -56,6 +58,13 @@ class Runtime(Protocol):
 
     async def run(self, execution: Execution, invocation: Invocation) -> Reply:
         """Run the handler once; never raises for handler errors, timeouts or crashes."""
+
+    async def refresh(self, changed: Collection[Path]) -> LambdaError | None:
+        """Hot reload: serve the code as it is on disk now (`changed`: the files saved since).
+
+        Invocations in flight finish on the old code. The new code is proven to initialise before it
+        replaces the old; if it cannot, the old code keeps serving and the init error is returned.
+        """
 
     async def close(self, timeout: float) -> None:
         """Stop once invocations in flight are done (killing them after `timeout`)."""

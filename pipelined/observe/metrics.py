@@ -148,6 +148,12 @@ class Metrics:
             ("function",),
             registry=r,
         )
+        self.dead_letters = Gauge(
+            "pipelined_dead_letters",
+            "Events parked in the local dead-letter store (`pipelined dlq list`), read at each scrape.",
+            ("function",),
+            registry=r,
+        )
         self.destination_delivery_failures = Counter(
             "pipelined_destination_delivery_failures",
             "Asynchronous invocation records that could not be sent to their destination.",

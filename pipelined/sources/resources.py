@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pipelined.config import DestinationConfig
+from pipelined.config import AsyncDestination, DestinationConfig
 from pipelined.core.identity import parse_arn
 
 
@@ -19,9 +19,27 @@ class DevResources:
     streams: set[str] = field(default_factory=set)
     topics: set[str] = field(default_factory=set)
 
-    def add_destination(self, destination: DestinationConfig | None) -> None:
-        """The queue or topic an on-failure destination names (nothing for the local store)."""
-        if destination is None or destination.kind == "sqlite":
+    def missing(self, wanted: DevResources) -> DevResources:
+        """What `wanted` names that this does not."""
+        return DevResources(
+            {n: v for n, v in wanted.queues.items() if n not in self.queues},
+            wanted.buckets - self.buckets,
+            wanted.tables - self.tables,
+            wanted.streams - self.streams,
+            wanted.topics - self.topics,
+        )
+
+    def update(self, other: DevResources) -> None:
+        """Add everything `other` names."""
+        self.queues.update(other.queues)
+        self.buckets |= other.buckets
+        self.tables |= other.tables
+        self.streams |= other.streams
+        self.topics |= other.topics
+
+    def add_destination(self, destination: DestinationConfig | AsyncDestination | None) -> None:
+        """The queue or topic a destination names (nothing for the local store or a function)."""
+        if destination is None or destination.kind in ("sqlite", "function"):
             return
         if destination.kind == "sns":
             self.topics.add(parse_arn(destination.destination)["resource"])

@@ -33,6 +33,21 @@ MAX_CATCH_UP = 1000
 SCHEDULE_CONCURRENCY = 10
 
 
+def scheduled_event(account: str, region: str, rule: str, fire_time: float) -> dict[str, Any]:
+    """EventBridge's Scheduled Event for one firing of the rule `rule` (an ARN)."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": account,
+        "time": iso_seconds(fire_time),
+        "region": region,
+        "resources": [rule],
+        "detail": {},
+    }
+
+
 class ScheduleEventSource:
     """Fires a function on a schedule; the last settled fire time is kept in the state store."""
 
@@ -153,17 +168,7 @@ class ScheduleEventSource:
         if self.config.input is not None:
             event = self.config.input
         else:
-            event = {
-                "version": "0",
-                "id": str(uuid.uuid4()),
-                "detail-type": "Scheduled Event",
-                "source": "aws.events",
-                "account": self.account,
-                "time": iso_seconds(fire_time),
-                "region": self.region,
-                "resources": [self.rule_arn],
-                "detail": {},
-            }
+            event = scheduled_event(self.account, self.region, self.rule_arn, fire_time)
         record = Record(id=f"{self.state_key}@{iso_seconds(fire_time)}", payload=event, arrived_at=fire_time)
         return Batch((record,), wrap_records=False)
 

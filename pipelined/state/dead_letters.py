@@ -103,6 +103,13 @@ class DeadLetterStore:
             rows = await cursor.fetchall()
         return [_dead_letter(r) for r in rows]
 
+    async def counts(self) -> dict[str, int]:
+        """Parked events per function (functions with none are absent)."""
+        query = "SELECT function, COUNT(*) FROM dead_letters GROUP BY function"
+        async with self._db.execute(query) as cursor:
+            rows = await cursor.fetchall()
+        return {str(row[0]): int(row[1]) for row in rows}
+
     async def get(self, entry_id: int) -> DeadLetter | None:
         """One parked event by id."""
         async with self._db.execute("SELECT * FROM dead_letters WHERE id = ?", (entry_id,)) as cursor:

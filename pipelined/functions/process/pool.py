@@ -50,6 +50,8 @@ class WorkerPool:
         self._top_ups: set[asyncio.Task[None]] = set()
         self._starting_provisioned = 0
         self._closing = False
+        # Workers on code older than a recycle(): each is retired when its invocation ends.
+        self._stale: set[WorkerProcess] = set()
 
     @property
     def idle(self) -> int:
@@ -92,6 +94,34 @@ class WorkerPool:
         if self._fork is not None:
             self._fork.release()
             self._fork = None
+
+    async def recycle(self) -> LambdaError | None:
+        """Hot reload: fresh workers on the code as it is now replace the running ones.
+
+        The fresh workers (the provisioned ones, or one) start first: if the new code fails to initialise
+        they are dropped, the old workers keep serving and the init error is returned. Otherwise idle old
+        workers are retired at once and busy ones once their invocation ends (it finishes on the old code).
+        """
+        if self._closing:
+            return None
+        provisioned = self.spec.provisioned
+        results = await asyncio.gather(
+            *(self._start_worker(n < provisioned, "reload", quiet=True) for n in range(max(1, provisioned)))
+        )
+        fresh = [r for r in results if isinstance(r, WorkerProcess)]
+        errors = [r for r in results if not isinstance(r, WorkerProcess)]
+        if errors or self._closing:
+            for worker in fresh:
+                self._retire(worker, None)
+            return errors[0] if errors else None
+        for worker in list(self.workers.difference(fresh)):
+            if worker in self._idle:
+                self._retire(worker, None)
+            else:
+                self._stale.add(worker)
+        for worker in fresh:
+            self._release(worker)
+        return None
 
     # --- invocations ------------------------------------------------------------------------------------
 
@@ -200,8 +230,13 @@ class WorkerPool:
             worker.send(setup[sent:])
         return worker
 
-    async def _start_worker(self, provisioned: bool, request_id: str) -> WorkerProcess | LambdaError:
-        """Fork a worker and wait for its handler import; returns it, or Lambda's error object."""
+    async def _start_worker(
+        self, provisioned: bool, request_id: str, quiet: bool = False
+    ) -> WorkerProcess | LambdaError:
+        """Fork a worker and wait for its handler import; returns it, or Lambda's error object.
+
+        `quiet`: an init error is not logged here (a hot reload reports it once, with its location).
+        """
         loop = asyncio.get_running_loop()
         started = time.monotonic()
         forked = await self._spawn_worker(provisioned, request_id)
@@ -226,7 +261,8 @@ class WorkerPool:
         if answer["t"] == protocol.INIT_ERROR:
             self._retire(worker, "init_error")
             error = _error(answer.get("error"))
-            log.error("%s: init failed: %s: %s", self.spec.name, error.error_type, error.error_message)
+            if not quiet:
+                log.error("%s: init failed: %s: %s", self.spec.name, error.error_type, error.error_message)
             return error
         worker.init_duration_ms = (time.monotonic() - started) * 1000
         if self.metrics is not None:
@@ -266,6 +302,9 @@ class WorkerPool:
         worker.reply = None
         if worker.retired:
             return
+        if worker in self._stale:
+            self._retire(worker, None)
+            return
         if self._closing:
             self._retire(worker, None)
             return
@@ -281,6 +320,7 @@ class WorkerPool:
         worker.retired = True
         worker.cause = cause
         self.workers.discard(worker)
+        self._stale.discard(worker)
         if worker in self._idle:
             self._idle.remove(worker)
         if not kill:

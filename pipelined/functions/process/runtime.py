@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from pathlib import Path
 
 from pipelined.config import FunctionConfig
 from pipelined.core.identity import FunctionIdentity
+from pipelined.core.lambda_errors import LambdaError
 from pipelined.functions.process.pool import WorkerPool
 from pipelined.functions.process.spec import WorkerSpec
 from pipelined.functions.runtime import Execution, Invocation, Reply
@@ -62,6 +64,12 @@ class ProcessRuntime:
             invocation.timeout,
             invocation.client_context,
         )
+
+    async def refresh(self, changed: Collection[Path]) -> LambdaError | None:
+        # Fresh workers import every module anew; the pool swaps them in once one has started.
+        if self.pool is None:
+            return None
+        return await self.pool.recycle()
 
     async def close(self, timeout: float) -> None:
         if self.pool is not None:

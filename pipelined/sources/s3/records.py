@@ -44,9 +44,26 @@ def record_bucket(record: Mapping[str, Any]) -> str:
 
 
 def s3_record_id(record: Mapping[str, Any]) -> str:
-    """What a handler reports as `itemIdentifier` for an S3 record: `s3.object.sequencer` (else the key)."""
-    obj = record.get("s3", {}).get("object", {})
-    return str(obj.get("sequencer") or obj.get("key", ""))
+    """What a handler reports as `itemIdentifier` for an S3 record: its `s3.object.key`, as delivered.
+
+    S3 records have no id of their own. Two records of one batch may share a key (a put, then a
+    delete): reporting that key fails both, so neither event is lost.
+    """
+    return str(record.get("s3", {}).get("object", {}).get("key", ""))
+
+
+def aws_encoded_key(key: str) -> str:
+    """An object key in S3's notification encoding: URL-encoded, but with "/" left alone.
+
+    moto and MinIO (Go's url.QueryEscape) encode "/" as %2F; S3 does not. A literal "%2F" in a key
+    arrives as %252F, so this changes nothing S3 itself sends.
+    """
+    return key.replace("%2F", "/").replace("%2f", "/")
+
+
+def is_removal(event_name: str) -> bool:
+    """Whether an S3 event name (with or without "s3:") is an ObjectRemoved event."""
+    return event_name.removeprefix("s3:").startswith("ObjectRemoved")
 
 
 def decode_notification(body: str) -> list[dict[str, Any]] | None:
@@ -101,9 +118,11 @@ def normalise_record(record: Mapping[str, Any]) -> dict[str, Any]:
         bucket.setdefault("arn", f"arn:aws:s3:::{bucket['name']}")
     obj = dict(s3.get("object") or {})
     if isinstance(obj.get("key"), str):
-        # S3 URL-encodes keys but leaves "/" alone; moto encodes it as %2F. A literal "%2F" in a key
-        # arrives as %252F, so this changes nothing S3 itself sends.
-        obj["key"] = obj["key"].replace("%2F", "/").replace("%2f", "/")
+        obj["key"] = aws_encoded_key(obj["key"])
+    if is_removal(name):
+        # S3's delete records carry neither size nor eTag (moto sends both).
+        obj.pop("size", None)
+        obj.pop("eTag", None)
     if "sequencer" not in obj:
         # S3 orders events of one key by sequencer; the event time (ms, hex) keeps that order.
         obj["sequencer"] = _sequencer(str(out.get("eventTime", "")))

@@ -17,7 +17,13 @@ from pipelined.config import S3Source
 from pipelined.core.records import PartialFailureMode, Record
 from pipelined.errors import SourceError
 from pipelined.sources.mqtt.source import MqttEventSource, retry_policy_for, session_for
-from pipelined.sources.s3.records import matches_s3_filter
+from pipelined.sources.s3.records import (
+    aws_encoded_key,
+    is_removal,
+    matches_s3_filter,
+    normalise_record,
+    s3_record_id,
+)
 
 if TYPE_CHECKING:
     from pipelined.config import EventSourceConfig
@@ -65,20 +71,23 @@ def _principal(value: Any) -> dict[str, str]:
 def to_aws_record(record: Mapping[str, Any], region: str) -> dict[str, Any]:
     """One notification record in AWS's shape; a MinIO original is kept verbatim under "minio".
 
-    Object keys stay URL-encoded exactly as sent (MinIO uses Go's ``url.QueryEscape``, so "/" is "%2F"
-    and a space is "+"); ``unquote_plus`` decodes both MinIO's and S3's encoding.
+    Object keys get S3's encoding: MinIO uses Go's ``url.QueryEscape``, which differs from S3's only
+    in encoding "/" as "%2F", so `key.split("/")` works as on AWS.
     """
     if record.get("eventSource") == "aws:s3":
-        return dict(record)  # already Lambda's shape (e.g. S3 notifications bridged to MQTT)
+        # Already Lambda's shape (e.g. S3 notifications bridged to MQTT): completed as via SQS.
+        return normalise_record(record)
     s3 = record["s3"]
     bucket, obj = s3["bucket"], s3["object"]
     name = str(bucket.get("name", ""))
     event_name = str(record.get("eventName", ""))
     request = record.get("requestParameters")
     response = record.get("responseElements")
-    aws_object: dict[str, Any] = {"key": str(obj.get("key", ""))}
-    # Deletes carry neither size nor eTag, in S3 as in MinIO; versionId only on versioned buckets.
-    for field in ("size", "eTag", "versionId", "sequencer"):
+    aws_object: dict[str, Any] = {"key": aws_encoded_key(str(obj.get("key", "")))}
+    # Deletes carry neither size nor eTag in S3; versionId only on versioned buckets.
+    removal = is_removal(event_name)
+    fields = ("versionId", "sequencer") if removal else ("size", "eTag", "versionId", "sequencer")
+    for field in fields:
         if obj.get(field) not in (None, ""):
             aws_object[field] = obj[field]
     return {
@@ -133,7 +142,7 @@ def build_s3_via_mqtt(cfg: EventSourceConfig, ctx: SourceContext) -> PushSource:
             metrics.count("polled", len(records) - len(keep))
             metrics.count("filtered", len(records) - len(keep))
         # itemIdentifier in batchItemFailures: the object key as delivered, as for S3 via SQS.
-        return [Record(r["s3"]["object"]["key"], r, received_at) for r in keep]
+        return [Record(s3_record_id(r), r, received_at) for r in keep]
 
     session = session_for(ctx, cfg.name, cfg.via.mqtt, 1, cfg.batch_size * cfg.maximum_concurrency)
     return MqttEventSource(

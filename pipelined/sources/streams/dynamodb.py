@@ -151,41 +151,44 @@ class DynamoDBStreamAdapter:
         return iso_seconds(ts)
 
     def _record(self, raw: Mapping[str, Any]) -> StreamRecord:
-        stream = raw["dynamodb"]
-        created = epoch(stream["ApproximateCreationDateTime"])
-        keys = attributes(stream.get("Keys", {}))
-        body: dict[str, Any] = {
-            # The API rounds creation times down to the second; Lambda passes that number on.
-            "ApproximateCreationDateTime": math.floor(created),
-            "Keys": keys,
-        }
-        for image in ("NewImage", "OldImage"):
-            if image in stream:
-                body[image] = attributes(stream[image])
-        sequence = str(stream["SequenceNumber"])
-        body["SequenceNumber"] = sequence
-        body["SizeBytes"] = stream.get("SizeBytes", 0)
-        body["StreamViewType"] = stream.get("StreamViewType")
-        payload: dict[str, Any] = {
-            "eventID": raw["eventID"],
-            "eventName": raw["eventName"],
-            "eventVersion": "1.1",
-            "eventSource": "aws:dynamodb",
-            "awsRegion": self.region,
-            "dynamodb": body,
-            "eventSourceARN": self.stream_arn,
-        }
-        identity = raw.get("userIdentity")
-        if identity:
-            # TTL deletions; the API spells the keys PrincipalId/Type, Lambda's event principalId/type.
-            payload["userIdentity"] = {
-                "type": identity.get("Type"),
-                "principalId": identity.get("PrincipalId"),
-            }
+        payload = dynamodb_record(raw, self.region, self.stream_arn)
+        created = epoch(raw["dynamodb"]["ApproximateCreationDateTime"])
+        body = payload["dynamodb"]
         # DynamoDB filter patterns address the whole record (`dynamodb`, `eventName`, ...).
-        record = Record(sequence, payload, created, payload if self._filter_data else None)
+        record = Record(body["SequenceNumber"], payload, created, payload if self._filter_data else None)
         size = int(body["SizeBytes"] or 0) * _SIZE_FACTOR + _RECORD_OVERHEAD
-        return StreamRecord(record, json.dumps(keys, sort_keys=True), size)
+        return StreamRecord(record, json.dumps(body["Keys"], sort_keys=True), size)
+
+
+def dynamodb_record(raw: Mapping[str, Any], region: str, stream_arn: str) -> dict[str, Any]:
+    """Lambda's record for one GetRecords record of a DynamoDB stream (`pipelined events` uses it too)."""
+    stream = raw["dynamodb"]
+    created = epoch(stream["ApproximateCreationDateTime"])
+    body: dict[str, Any] = {
+        # The API rounds creation times down to the second; Lambda passes that number on.
+        "ApproximateCreationDateTime": math.floor(created),
+        "Keys": attributes(stream.get("Keys", {})),
+    }
+    for image in ("NewImage", "OldImage"):
+        if image in stream:
+            body[image] = attributes(stream[image])
+    body["SequenceNumber"] = str(stream["SequenceNumber"])
+    body["SizeBytes"] = stream.get("SizeBytes", 0)
+    body["StreamViewType"] = stream.get("StreamViewType")
+    payload: dict[str, Any] = {
+        "eventID": raw["eventID"],
+        "eventName": raw["eventName"],
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": region,
+        "dynamodb": body,
+        "eventSourceARN": stream_arn,
+    }
+    identity = raw.get("userIdentity")
+    if identity:
+        # TTL deletions; the API spells the keys PrincipalId/Type, Lambda's event principalId/type.
+        payload["userIdentity"] = {"type": identity.get("Type"), "principalId": identity.get("PrincipalId")}
+    return payload
 
 
 def dynamodb_stream_source(

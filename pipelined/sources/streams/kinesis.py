@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -113,28 +114,36 @@ class KinesisAdapter:
         return iso_millis(ts)
 
     def _record(self, shard_id: str, raw: dict[str, Any]) -> StreamRecord:
+        payload = kinesis_record(shard_id, raw, self._identity, self.region, self.stream_arn)
         data: bytes = raw["Data"]
-        sequence = str(raw["SequenceNumber"])
         arrived = epoch(raw["ApproximateArrivalTimestamp"])
-        encoded = base64.b64encode(data).decode("ascii")
-        payload = {
-            "kinesis": {
-                "kinesisSchemaVersion": "1.0",
-                "partitionKey": raw["PartitionKey"],
-                "sequenceNumber": sequence,
-                "data": encoded,
-                "approximateArrivalTimestamp": round(arrived, 3),
-            },
-            "eventSource": "aws:kinesis",
-            "eventVersion": "1.0",
-            "eventID": f"{shard_id}:{sequence}",
-            "eventName": "aws:kinesis:record",
-            "invokeIdentityArn": self._identity,
-            "awsRegion": self.region,
-            "eventSourceARN": self.stream_arn,
-        }
-        record = Record(sequence, payload, arrived, _filter_data(data) if self._filter_data else None)
-        return StreamRecord(record, raw["PartitionKey"], len(encoded) + _RECORD_OVERHEAD)
+        filter_data = _filter_data(data) if self._filter_data else None
+        record = Record(payload["kinesis"]["sequenceNumber"], payload, arrived, filter_data)
+        size = len(payload["kinesis"]["data"]) + _RECORD_OVERHEAD
+        return StreamRecord(record, raw["PartitionKey"], size)
+
+
+def kinesis_record(
+    shard_id: str, raw: Mapping[str, Any], identity_arn: str, region: str, stream_arn: str
+) -> dict[str, Any]:
+    """Lambda's record for one GetRecords record of a Kinesis shard (`pipelined events` uses it too)."""
+    sequence = str(raw["SequenceNumber"])
+    return {
+        "kinesis": {
+            "kinesisSchemaVersion": "1.0",
+            "partitionKey": raw["PartitionKey"],
+            "sequenceNumber": sequence,
+            "data": base64.b64encode(raw["Data"]).decode("ascii"),
+            "approximateArrivalTimestamp": round(epoch(raw["ApproximateArrivalTimestamp"]), 3),
+        },
+        "eventSource": "aws:kinesis",
+        "eventVersion": "1.0",
+        "eventID": f"{shard_id}:{sequence}",
+        "eventName": "aws:kinesis:record",
+        "invokeIdentityArn": identity_arn,
+        "awsRegion": region,
+        "eventSourceARN": stream_arn,
+    }
 
 
 def kinesis_source(

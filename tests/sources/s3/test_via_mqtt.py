@@ -106,7 +106,7 @@ def test_minio_put_becomes_lambdas_s3_record() -> None:
                 "arn": "arn:aws:s3:::photos-bucket",
             },
             "object": {
-                "key": "photos%2Fmy+summer%282024%29.jpg",  # URL-encoded, exactly as sent
+                "key": "photos/my+summer%282024%29.jpg",  # S3's encoding: "/" left alone, the rest as sent
                 "size": 248682,
                 "eTag": "f1671feacb8bbf7b0397c6e9364e8c92",
                 "sequencer": "17D4B8A2C4A1B2C3",
@@ -123,7 +123,7 @@ def test_minio_delete_has_no_size_or_etag() -> None:
     )
     record = to_aws_record(original, "us-east-1")
     assert record["eventName"] == "ObjectRemoved:Delete"
-    assert record["s3"]["object"] == {"key": "photos%2Fold.jpg", "sequencer": "17D4B8A2D0000001"}
+    assert record["s3"]["object"] == {"key": "photos/old.jpg", "sequencer": "17D4B8A2D0000001"}
     assert matches_s3_filter(record, ["s3:ObjectRemoved:*"], "photos/", ".jpg")
     assert not matches_s3_filter(record, ["s3:ObjectCreated:*"], "", "")
 
@@ -201,8 +201,8 @@ def test_minio_notifications_over_mqtt_reach_the_handler_normalised_and_filtered
     )
     keys = [(r["record"]["eventName"], r["record"]["s3"]["object"]["key"]) for r in delivered]
     assert keys == [
-        ("ObjectCreated:Put", "photos%2Fmy+summer%282024%29.jpg"),
-        ("ObjectRemoved:Delete", "photos%2Fold.jpg"),
+        ("ObjectCreated:Put", "photos/my+summer%282024%29.jpg"),
+        ("ObjectRemoved:Delete", "photos/old.jpg"),
     ]
     assert all(r["record"]["eventSource"] == "aws:s3" for r in delivered)
     # The message that is not a notification is parked, not lost; the rest were filtered out.

@@ -115,9 +115,18 @@ def test_records_from_s3_clones_are_completed_to_lambdas_shape() -> None:
     assert sparse["s3"]["object"] == {"key": "a.txt", "size": 1}  # the input is left alone
 
 
-def test_item_identifier_is_the_sequencer_else_the_key() -> None:
-    assert s3_record_id(aws_record("k")) == "0055AED6DCD90281"
+def test_item_identifier_is_the_object_key() -> None:
+    assert s3_record_id(aws_record("photos/k.jpg")) == "photos/k.jpg"
     assert s3_record_id({"s3": {"object": {"key": "k"}}}) == "k"
+
+
+def test_delete_records_lose_size_and_etag_as_on_aws() -> None:
+    # moto sends size 0 and an eTag with a delete; AWS sends neither.
+    removed = aws_record("photos/old.jpg", event="ObjectRemoved:Delete")
+    removed["s3"]["object"].update(size=0, eTag="d41d8cd98f00b204e9800998ecf8427e")
+    assert set(normalise_record(removed)["s3"]["object"]) == {"key", "sequencer"}
+    created = normalise_record(aws_record("photos/new.jpg"))["s3"]["object"]
+    assert {"key", "size", "eTag", "sequencer"} <= set(created)
 
 
 def test_filters_apply_to_the_decoded_key() -> None:

@@ -1,4 +1,8 @@
-"""Command line: run, validate, invoke, dlq, dev, s3, checkpoints; exit codes 0 ok, 1 failed, 2 usage."""
+"""Command line: run, validate, invoke, dlq, dev, events, s3, checkpoints, status, logs; exit 0/1/2.
+
+The arguments of every command are declared in cli/parser.py; this module runs them (0 ok, 1 failed,
+2 usage).
+"""
 
 from __future__ import annotations
 
@@ -13,10 +17,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from pipelined import __version__
 from pipelined.app.assembly import build_function
+from pipelined.app.dev_commands import events_command, sample_options
 from pipelined.app.remote import api_endpoint, invoke_remote
-from pipelined.app.replay import add_events_parser, replay_command
+from pipelined.app.replay import replay_command
+from pipelined.cli.parser import build_parser
 from pipelined.config import Config, load_config
 from pipelined.core.timestamps import iso_seconds
 from pipelined.errors import ConfigError, PipelinedError, UsageError
@@ -24,6 +29,7 @@ from pipelined.functions.function import Function
 from pipelined.invoke.service import InvokeService
 from pipelined.observe.logs import setup_logging
 from pipelined.sources.registry import event_type
+from pipelined.sources.samples import sample_event
 from pipelined.state import STATE_FILE, Checkpoint, StateStore
 
 EXIT_OK = 0
@@ -31,105 +37,6 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 # Lambda's limit for a synchronous invocation's request payload (6 MB).
 SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises UsageError instead of printing usage and exiting."""
-
-    def error(self, message: str) -> Any:
-        raise UsageError(f"{self.prog}: {message}")
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="pipelined", description="A self-hosted, Lambda-compatible event pipeline daemon.")
-    parser.add_argument("--version", action="version", version=f"pipelined {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    def config_option(p: argparse.ArgumentParser) -> None:
-        p.add_argument("-c", "--config", help="configuration file (default: $PIPELINED_CONFIG)")
-
-    run = commands.add_parser("run", help="run the daemon")
-    config_option(run)
-    run.add_argument(
-        "--reset-state",
-        action="store_true",
-        help="delete the state file first: checkpoints, schedule times and dead letters start afresh",
-    )
-
-    add_events_parser(commands, config_option)
-    validate = commands.add_parser("validate", help="check a configuration file")
-    validate.add_argument("file")
-
-    invoke = commands.add_parser("invoke", help="invoke a function once and print its result")
-    invoke.add_argument("function")
-    config_option(invoke)
-    payload = invoke.add_mutually_exclusive_group()
-    payload.add_argument("--payload", help="the event, as JSON, or @FILE holding it")
-    payload.add_argument("--payload-file", help="a file holding the event as JSON")
-    invoke.add_argument(
-        "--invocation-type",
-        choices=("RequestResponse", "Event", "DryRun"),
-        default="RequestResponse",
-        help="as Lambda's Invoke (default: RequestResponse)",
-    )
-    invoke.add_argument(
-        "--log-type", choices=("None", "Tail"), help="Tail: print the invocation's log to stderr"
-    )
-
-    dlq = commands.add_parser("dlq", help="the local dead-letter store")
-    dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True, parser_class=_Parser)
-    dlq_list = dlq_commands.add_parser("list", help="list parked events")
-    dlq_list.add_argument("--function")
-    dlq_show = dlq_commands.add_parser("show", help="show one parked event in full")
-    dlq_show.add_argument("id", type=int)
-    redrive = dlq_commands.add_parser("redrive", help="invoke parked events again; delete those that succeed")
-    target = redrive.add_mutually_exclusive_group(required=True)
-    target.add_argument("id", type=int, nargs="?")
-    target.add_argument("--all", action="store_true")
-    purge = dlq_commands.add_parser("purge", help="delete parked events")
-    purge.add_argument("--function")
-    for sub in (dlq_list, dlq_show, redrive, purge):
-        config_option(sub)
-
-    dev = commands.add_parser("dev", help="run the pipeline against a local AWS-protocol server (moto)")
-    config_option(dev)
-    dev.add_argument("--port", type=int, default=0, help="port of the local server (default: a free one)")
-    dev_commands = dev.add_subparsers(dest="dev_command", parser_class=_Parser)
-    send = dev_commands.add_parser("send", help="send a message to a queue of the running dev server")
-    send.add_argument("queue", help="queue name, URL or ARN")
-    send.add_argument("body", help="the message body ('-': read it from stdin)")
-    send.add_argument("--group-id", help="MessageGroupId for a FIFO queue (default: 'default')")
-    put = dev_commands.add_parser("put", help="upload a file to a bucket of the running dev server")
-    put.add_argument("bucket")
-    put.add_argument("key")
-    put.add_argument("file", help="the file to upload ('-': stdin)")
-    s3 = commands.add_parser("s3", help="S3 helpers")
-    s3_commands = s3.add_subparsers(dest="s3_command", required=True, parser_class=_Parser)
-    setup = s3_commands.add_parser(
-        "setup-notifications", help="make the buckets of the config's s3 sources notify their SQS queues"
-    )
-    config_option(setup)
-    for sub in (send, put):
-        # SUPPRESS: `dev -c FILE send ...` must not be reset to None by the subcommand's own default.
-        sub.add_argument("-c", "--config", default=argparse.SUPPRESS, help="configuration file")
-
-    _checkpoints_parser(commands, config_option)
-    return parser
-
-
-def _checkpoints_parser(commands: Any, config_option: Any) -> None:
-    checkpoints = commands.add_parser("checkpoints", help="stream checkpoints (kinesis, dynamodb_stream)")
-    ckpt_commands = checkpoints.add_subparsers(
-        dest="checkpoints_command", required=True, parser_class=_Parser
-    )
-    ckpt_list = ckpt_commands.add_parser("list", help="show the stored checkpoints")
-    ckpt_list.add_argument("--source", help="only this source (FUNCTION/SOURCE)")
-    reset = ckpt_commands.add_parser("reset", help="rewind a stream source (stop the daemon first)")
-    reset.add_argument("source", help="FUNCTION/SOURCE")
-    reset.add_argument("--to", help="TRIM_HORIZON, LATEST or a sequence number (default: starting_position)")
-    reset.add_argument("--shard", help="the shard of the sequence number given with --to")
-    for sub in (ckpt_list, reset):
-        config_option(sub)
 
 
 def _config_path(value: str | None) -> Path:
@@ -144,8 +51,11 @@ def _print_json(value: Any, out: TextIO) -> None:
     out.flush()
 
 
-def _read_payload(args: argparse.Namespace) -> tuple[Any, str]:
+def _read_payload(args: argparse.Namespace, region: str) -> tuple[Any, str]:
     """The event and its JSON text."""
+    if args.event is not None:
+        event = sample_event(args.event, sample_options(args, region))
+        return event, json.dumps(event)
     if args.payload is not None and args.payload.startswith("@"):
         args.payload_file, args.payload = args.payload[1:], None  # --payload @FILE, as with curl
     if args.payload_file:
@@ -186,7 +96,7 @@ def _function(config: Config, name: str) -> Function:
 
 
 async def _invoke(config: Config, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    event, text = _read_payload(args)
+    event, text = _read_payload(args, config.aws.region)
     endpoint = api_endpoint(config)
     if endpoint is not None:
         # A running daemon: through its Lambda API, so reserved concurrency and the async queue apply.
@@ -370,7 +280,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     out, err = sys.stdout, sys.stderr
     config: Config | None = None
     try:
-        args = _parser().parse_args(argv)
+        args = build_parser().parse_args(argv)
+        if args.command == "events" and args.events_command == "generate":
+            return events_command(args, out)
         if args.command == "validate":
             config = load_config(args.file)
             out.write(f"{args.file}: OK: {config.summary()}\n")
@@ -379,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             from pipelined.app.daemon import run_daemon
 
-            return run_daemon(config, args.reset_state)
+            return run_daemon(config, args.reset_state, args.watch)
         # One-shot commands log to stderr, so stdout carries only the result.
         setup_logging(config.logging.level, config.logging.format, stream=err)
         if args.command == "dev":
@@ -392,6 +304,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_s3_setup(config, out))
         if args.command == "invoke":
             return asyncio.run(_invoke(config, args, out, err))
+        if args.command == "logs":
+            from pipelined.app.logs_command import logs_command
+
+            return logs_command(config, args.function, args.since, args.filter, args.format, args.follow, out)
+        if args.command == "status":
+            from pipelined.app.status import status_command
+
+            return status_command(config, args.format, out)
         if args.command == "checkpoints":
             return asyncio.run(_checkpoints(config, args, out))
         return asyncio.run(_dlq(config, args, out))
