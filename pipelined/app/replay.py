@@ -18,11 +18,11 @@ from pipelined.errors import PipelinedError, UsageError
 from pipelined.sources.eventbridge import EventRouter
 
 
-def add_events_parser(commands: Any, config_option: Any) -> None:
-    """The `events` command and its `replay` subcommand."""
-    events = commands.add_parser("events", help="EventBridge: replay a bus's archived events")
-    actions = events.add_subparsers(dest="action", required=True, parser_class=type(events))
-    replay = actions.add_parser("replay", help="re-deliver archived events of a bus (the daemon must run)")
+def add_replay_parser(events_commands: Any, config_option: Any) -> None:
+    """`pipelined events replay`, beside `events generate`."""
+    replay = events_commands.add_parser(
+        "replay", help="re-deliver archived events of a bus (the daemon must run)"
+    )
     config_option(replay)
     replay.add_argument("bus", help="the event bus (it needs an `archive:`)")
     replay.add_argument("--from", dest="start", required=True, help="ISO-8601 time, e.g. 2026-01-01T00:00Z")
