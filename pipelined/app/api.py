@@ -1,4 +1,5 @@
-"""The Lambda API's place in the daemon: the async invocation queue and the `api.listen` listener.
+"""The AWS APIs' place in the daemon: the async invocation queue and the `api.listen` listener, which
+serves the Lambda API and EventBridge's (PutEvents routes events to rules through the same queue).
 
 Start-up: the queue (loading what a previous run left) once the functions exist, then the listener.
 Shutdown: the listener first (requests in flight finish, new ones are refused), then the queue, whose
@@ -15,6 +16,7 @@ from pipelined.config import Config
 from pipelined.dispatch.async_destinations import RecordSender
 from pipelined.dispatch.async_queue import AsyncQueue
 from pipelined.errors import PipelinedError
+from pipelined.http.eventbridge_api import EventBridgeApi
 from pipelined.http.lambda_api import LambdaApi
 from pipelined.http.server import ApiServer
 from pipelined.invoke.service import InvokeService
@@ -41,6 +43,7 @@ class ApiFrontDoor:
         self.queue.sender = RecordSender(state, aws, self.queue.enqueue)
         self.tail = LogTail()
         self.api = LambdaApi(service, self.queue, self.tail, metrics, lambda: config().source_path)
+        self.events = EventBridgeApi(config, state, self.queue, metrics)
         self.server: ApiServer | None = None
         self._metrics = metrics
 
@@ -57,7 +60,8 @@ class ApiFrontDoor:
             settings.port,
             settings.credentials,
             self._metrics,
-            self.api.routes(),
+            [self.events.route(self.api.unsupported), *self.api.routes()],
+            services=frozenset({"lambda", "events"}),
             shutdown_timeout=self._config().shutdown_timeout,
         )
         try:
@@ -65,7 +69,7 @@ class ApiFrontDoor:
         except OSError as exc:
             raise PipelinedError(f"cannot listen on {settings.listen} (api.listen): {exc}") from exc
         self.server = server
-        log.info("Lambda API on http://%s:%d", settings.host, server.port)
+        log.info("Lambda API and EventBridge on http://%s:%d", settings.host, server.port)
 
     def reconfigure(self, config: Config) -> None:
         """Apply a reloaded config: credentials and the queue bound (a new `listen` needs a restart)."""

@@ -25,9 +25,9 @@ def sample_options(args: argparse.Namespace, region: str = "us-east-1") -> Sampl
     return SampleOptions(args.body, args.bucket, args.key, args.method, args.path, region)
 
 
-def add_events_parser(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
-    """`pipelined events generate TYPE [options]`."""
-    events = commands.add_parser("events", help="sample events to invoke a handler with")
+def add_events_parser(commands: Any, parser_class: type[argparse.ArgumentParser]) -> Any:
+    """`pipelined events generate TYPE [options]`; returns the subcommands, for `events replay`."""
+    events = commands.add_parser("events", help="sample events; replaying a bus's archived events")
     events_commands = events.add_subparsers(dest="events_command", required=True, parser_class=parser_class)
     types = "; ".join(f"{name}: {sample.about}" for name, sample in SAMPLES.items())
     generate = events_commands.add_parser(
@@ -36,6 +36,7 @@ def add_events_parser(commands: Any, parser_class: type[argparse.ArgumentParser]
     generate.add_argument("type", choices=list(SAMPLES), help="the event type")
     generate.add_argument("--region", default="us-east-1", help="awsRegion of the event (default: us-east-1)")
     add_sample_options(generate)
+    return events_commands
 
 
 def events_command(args: argparse.Namespace, out: TextIO) -> int:

@@ -38,11 +38,11 @@ class ReloadPlan:
 
 
 def wanted_runners(config: Config) -> dict[RunnerKey, RunnerSpec]:
-    """Every enabled event source of every function (HTTP triggers are the gateway's routes, not runners)."""
+    """Every enabled event source with a runner (HTTP triggers and bus rules are routed to, not run)."""
     wanted: dict[RunnerKey, RunnerSpec] = {}
     for name, function in config.functions.items():
         for source in function.events:
-            if source.enabled and not event_type(source.type).http_route:
+            if source.enabled and event_type(source.type).has_runner:
                 assert source.name is not None
                 wanted[(name, source.name)] = RunnerSpec(_without_events(function), source)
     return wanted

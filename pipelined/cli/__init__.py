@@ -20,6 +20,7 @@ from typing import Any, TextIO
 from pipelined.app.assembly import build_function
 from pipelined.app.dev_commands import events_command, sample_options
 from pipelined.app.remote import api_endpoint, invoke_remote
+from pipelined.app.replay import replay_command
 from pipelined.aws import LazyClients
 from pipelined.cli.parser import build_parser
 from pipelined.config import Config, load_config
@@ -285,7 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config: Config | None = None
     try:
         args = build_parser().parse_args(argv)
-        if args.command == "events":
+        if args.command == "events" and args.events_command == "generate":
             return events_command(args, out)
         if args.command == "validate":
             if (args.file is None) == (args.sam is None):
@@ -307,6 +308,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from pipelined.devmode import dev_command
 
             return dev_command(config, args, out, loaded.loader, loaded.declared)
+        if args.command == "events":
+            return replay_command(config, args, out)
         if args.command == "s3":
             return asyncio.run(_s3_setup(config, out))
         if args.command == "invoke":

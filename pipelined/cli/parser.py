@@ -7,6 +7,7 @@ from typing import Any
 
 from pipelined import __version__
 from pipelined.app.dev_commands import add_dev_parser, add_events_parser, add_sample_options
+from pipelined.app.replay import add_replay_parser
 from pipelined.config.sam import commands as sam_commands
 from pipelined.errors import UsageError
 from pipelined.sources.samples import SAMPLES
@@ -76,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         config_option(sub)
 
     add_dev_parser(commands, _Parser, config_option)
-    add_events_parser(commands, _Parser)
+    add_replay_parser(add_events_parser(commands, _Parser), config_option)
     s3 = commands.add_parser("s3", help="S3 helpers")
     s3_commands = s3.add_subparsers(dest="s3_command", required=True, parser_class=_Parser)
     setup = s3_commands.add_parser(

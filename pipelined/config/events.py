@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
+from pipelined.config.eventbridge import EventBridgeSource
 from pipelined.config.http_events import ApiSource, FunctionUrlSource, HttpApiSource
 from pipelined.config.types import (
     ARN_PARTITION,
@@ -300,7 +301,8 @@ EventSourceConfig = Annotated[
     | MqttSource
     | ApiSource
     | HttpApiSource
-    | FunctionUrlSource,
+    | FunctionUrlSource
+    | EventBridgeSource,
     Field(discriminator="type"),
 ]
 
@@ -315,4 +317,6 @@ EVENT_SOURCE_CLASSES: dict[str, type[ConfigModel]] = {
     "api": ApiSource,
     "http_api": HttpApiSource,
     "function_url": FunctionUrlSource,
+    # Rules on an event bus (config/eventbridge.py): PutEvents routes to them, nothing is polled.
+    "eventbridge": EventBridgeSource,
 }

@@ -19,6 +19,7 @@ from pydantic import (
 
 from pipelined.config import runtimes
 from pipelined.config.api import ApiConfig
+from pipelined.config.eventbridge import BusName, EventBridgeSource, EventBusConfig
 from pipelined.config.events import EVENT_SOURCE_CLASSES
 from pipelined.config.functions import FunctionConfig, FunctionName, Isolation
 from pipelined.config.gateway import GatewayConfig, check_routes
@@ -148,6 +149,8 @@ class Config(ConfigModel):
     metrics: MetricsConfig = MetricsConfig()
     gateway: GatewayConfig = GatewayConfig()
     api: ApiConfig = ApiConfig()
+    # EventBridge buses besides `default` (which always exists; list it to give it an archive).
+    event_buses: dict[BusName, EventBusConfig] = Field(default_factory=dict)
     # The default for functions without their own `isolation` (declared before `functions` for it):
     # process, one invocation at a time per worker, as one Lambda execution environment (issue 10).
     isolation: Isolation = "process"
@@ -195,6 +198,19 @@ class Config(ConfigModel):
     def _routes(cls, functions: dict[str, FunctionConfig]) -> dict[str, FunctionConfig]:
         check_routes(functions)  # two HTTP routes no request can tell apart
         return functions
+
+    @model_validator(mode="after")
+    def _rule_buses(self) -> Config:
+        for function_name, function in self.functions.items():
+            for index, source in enumerate(function.events):
+                if not isinstance(source, EventBridgeSource) or source.bus == "default":
+                    continue
+                if source.bus not in self.event_buses:
+                    raise FieldValueError(
+                        ("functions", function_name, "events", index, "bus"),
+                        f"no event bus named {source.bus!r} in event_buses",
+                    )
+        return self
 
     @model_validator(mode="after")
     def _api_references(self) -> Config:

@@ -27,6 +27,12 @@ class Settled:
     condition: str
     invoke_count: int
     received_at: float
+    # Where `pipelined dlq list` says it came from; an EventBridge rule's failures name the rule.
+    source: str = ASYNC_SOURCE
+    # Sent instead of the record to a remote destination, with these message attributes (EventBridge's
+    # dead-letter queues receive the event itself, the rule and the error as attributes).
+    body: Any = None
+    attributes: Mapping[str, str] | None = None
 
 
 class RecordSender:
@@ -54,6 +60,11 @@ class RecordSender:
                 await self._enqueue(target.function_name, json.dumps(settled.record, default=str))
             except Exception as exc:
                 raise DestinationError(f"cannot invoke {target.destination}: {exc}") from exc
+        elif settled.attributes is not None:
+            destination = self._remote_destination(target)
+            if not isinstance(destination, SqsDestination):
+                raise DestinationError(f"{target.destination}: a rule's dead letter must be an SQS queue")
+            await destination.send_record(settled.body, "dead-lettered event", settled.attributes)
         else:
             await self._remote_destination(target).send_record(settled.record)
 
@@ -76,7 +87,7 @@ class RecordSender:
         record = settled.record
         entry = NewDeadLetter(
             function=settled.function,
-            source=ASYNC_SOURCE,
+            source=settled.source,
             event=record.get("requestPayload"),
             error=record.get("responsePayload") if "functionError" in record["responseContext"] else None,
             failure_record=record,

@@ -4,6 +4,8 @@ Each event runs at least once: it stays in the state store until it succeeded (a
 was sent) or failed for good (and its on-failure record was delivered). A failed invocation is retried
 after `async.retry_delays`, up to `maximum_retry_attempts` times, while younger than `maximum_event_age`.
 An invocation cut short by a crash or a stop is not counted: it runs again after the restart.
+An invocation queued by an EventBridge rule follows the rule's retry policy instead of the function's
+`async` settings, and what still fails goes to the rule's dead letter.
 """
 
 from __future__ import annotations
@@ -20,14 +22,16 @@ from typing import Any
 
 from pipelined.config import AsyncDestination, DestinationConfig
 from pipelined.core.async_records import EVENT_AGE_EXCEEDED, RETRIES_EXHAUSTED, SUCCESS, invocation_record
+from pipelined.core.eventbridge_events import RulePolicy, dead_letter_attributes
 from pipelined.core.identity import new_request_id
 from pipelined.core.lambda_errors import LambdaError
+from pipelined.core.retry import backoff
 from pipelined.dispatch.async_destinations import SQLITE, RecordSender, Settled
 from pipelined.errors import DestinationError, PipelinedError
 from pipelined.functions.function import Function
 from pipelined.invoke.service import Caller, InvocationKind, InvokeService
 from pipelined.observe.metrics import Metrics
-from pipelined.state import QueuedEvent, StateStore
+from pipelined.state import NewEvent, QueuedEvent, StateStore
 
 log = logging.getLogger("pipelined.async")
 
@@ -37,6 +41,8 @@ ASYNC_CONCURRENCY = 32
 # could not be parked anywhere.
 POSTPONE = 60.0
 SOURCE = "async"
+# EventBridge's names for the two ways a rule's retries run out (its dead-letter message attributes).
+_RULE_CONDITIONS = {RETRIES_EXHAUSTED: "MaximumRetryAttempts", EVENT_AGE_EXCEEDED: "MaximumEventAgeInSeconds"}
 
 
 class QueueFullError(PipelinedError):
@@ -88,6 +94,14 @@ class AsyncQueue:
         self._metrics.async_events_received.labels(function).inc()
         self._add(event)
         return request_id
+
+    async def submit_many(self, events: list[NewEvent]) -> None:
+        """Persist several events in one transaction (before PutEvents answers) and queue them."""
+        if len(self._events) + len(events) > self.max_events:
+            raise QueueFullError(f"the asynchronous invocation queue is full ({self.max_events} events)")
+        for event in await self._state.async_events.add_many(events):
+            self._metrics.async_events_received.labels(event.function).inc()
+            self._add(event)
 
     async def enqueue(self, function: str, payload: str) -> None:
         """Invoke `function` asynchronously (a `function:NAME` destination), ignoring the queue bound."""
@@ -186,8 +200,11 @@ class AsyncQueue:
             await self._postpone(event)
             return
         settings = function.config.async_
+        rule = RulePolicy.from_json(event.policy) if event.policy is not None else None
+        max_age = rule.maximum_event_age if rule is not None else settings.maximum_event_age
+        max_retries = rule.maximum_retry_attempts if rule is not None else settings.maximum_retry_attempts
         age = time.time() - event.received_at
-        if age > settings.maximum_event_age:
+        if age > max_age:
             error = LambdaError.from_payload(event.last_error) if event.last_error else None
             await self._give_up(function, event, body.payload, EVENT_AGE_EXCEEDED, event.attempts, error)
             return
@@ -208,13 +225,16 @@ class AsyncQueue:
             await self._state.async_events.delete(event.id)
             self._settled(event)
             return
-        if attempts > settings.maximum_retry_attempts:
+        if attempts > max_retries:
             await self._give_up(function, event, payload, RETRIES_EXHAUSTED, attempts, result.error)
             return
-        # A retry due after the age limit is not made: the event ages out at the limit instead.
-        due = min(
-            time.time() + settings.retry_delay(attempts), event.received_at + settings.maximum_event_age
+        delay = (
+            backoff(attempts - 1, rule.backoff_base, rule.backoff_max, "equal")
+            if rule is not None
+            else settings.retry_delay(attempts)
         )
+        # A retry due after the age limit is not made: the event ages out at the limit instead.
+        due = min(time.time() + delay, event.received_at + max_age)
         failure = result.error.payload()
         await self._state.async_events.failed_attempt(event.id, due, failure)
         log.info(
@@ -245,6 +265,8 @@ class AsyncQueue:
         )
         settled = Settled(function.name, record, condition, invoke_count, event.received_at)
         target = _on_failure(function)
+        if event.policy is not None:
+            target, settled = _rule_dead_letter(RulePolicy.from_json(event.policy), function, settled, error)
         try:
             await self._send(function.name, target, settled)
         except DestinationError:
@@ -280,6 +302,28 @@ class AsyncQueue:
         due = time.time() + POSTPONE
         await self._state.async_events.postpone(event.id, due)
         self._reschedule(dataclasses.replace(event, next_attempt_at=due))
+
+
+def _rule_dead_letter(
+    rule: RulePolicy, function: Function, settled: Settled, error: LambdaError | None
+) -> tuple[AsyncDestination, Settled]:
+    """Where a rule's failed invocation goes, and what: the event with the rule and error as attributes."""
+    record = {**settled.record, "rule": {"name": rule.rule_name, "arn": rule.rule_arn}}
+    attributes = dead_letter_attributes(
+        rule.rule_arn,
+        function.arn,
+        _RULE_CONDITIONS.get(settled.condition, settled.condition),
+        settled.invoke_count,
+        error.payload() if error is not None else None,
+    )
+    target = AsyncDestination(destination=rule.dead_letter)
+    return target, dataclasses.replace(
+        settled,
+        record=record,
+        source=f"eventbridge:{rule.rule_name}",
+        body=record["requestPayload"],
+        attributes=attributes,
+    )
 
 
 def _on_failure(function: Function) -> AsyncDestination:

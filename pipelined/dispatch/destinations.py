@@ -108,13 +108,20 @@ class SqsDestination:
     async def send(self, failed: FailedBatch) -> None:
         await self.send_record(failure_record(failed), "failure record")
 
-    async def send_record(self, record: Mapping[str, Any], what: str = "record") -> None:
-        """Send any Lambda-shaped record (async invocations' destinations use this too)."""
+    async def send_record(
+        self, record: Any, what: str = "record", attributes: Mapping[str, str] | None = None
+    ) -> None:
+        """Send any Lambda-shaped record (async invocations' destinations use this too) as JSON."""
+        extra: dict[str, Any] = {}
+        if attributes:
+            extra["MessageAttributes"] = {
+                k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()
+            }
         try:
             sqs = await self._clients.client("sqs")
             if self._url is None:
                 self._url = await resolve_queue_url(sqs, self._queue)
-            await sqs.send_message(QueueUrl=self._url, MessageBody=json.dumps(record, default=str))
+            await sqs.send_message(QueueUrl=self._url, MessageBody=json.dumps(record, default=str), **extra)
         except Exception as exc:
             raise DestinationError(f"cannot send {what} to SQS {self._queue}: {exc}") from exc
 

@@ -1,4 +1,5 @@
-"""AWS's REST-JSON error responses: the `x-amzn-ErrorType` header and a `{"Type", "message"}` body."""
+"""AWS's error responses: REST-JSON's (the `x-amzn-ErrorType` header and a `{"Type", "message"}` body, the
+Lambda API) and JSON 1.1's (a `{"__type", "message"}` body, EventBridge)."""
 
 from __future__ import annotations
 
@@ -29,8 +30,19 @@ class ApiError(Exception):
         self.fields = fields or {}
         self.headers = headers or {}
 
-    def response(self, request_id: str) -> web.Response:
-        """The HTTP response botocore turns into this error's exception class."""
+    def response(self, request_id: str, json_protocol: bool = False) -> web.Response:
+        """The HTTP response botocore turns into this error's exception class.
+
+        `json_protocol`: the request was of the JSON 1.x protocol (it named its operation in
+        `X-Amz-Target`), whose clients read the error code from the body only.
+        """
+        if json_protocol:
+            return web.Response(
+                status=self.status,
+                body=json.dumps({"__type": self.code, "message": self.message}).encode(),
+                content_type="application/x-amz-json-1.1",
+                headers={"x-amzn-RequestId": request_id, **self.headers},
+            )
         body: dict[str, Any] = {"Type": "User" if self.status < 500 else "Service", "message": self.message}
         if self.code in _CAPITALISED:
             body["Message"] = self.message

@@ -78,17 +78,18 @@ class ApiServer:
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         request_id = new_request_id()
         request["request_id"] = request_id
+        json_protocol = "X-Amz-Target" in request.headers
         try:
             await self._authenticate(request)
             return await handler(request)
         except ApiError as exc:
-            return exc.response(request_id)
+            return exc.response(request_id, json_protocol)
         except web.HTTPRequestEntityTooLarge:
-            return _too_large().response(request_id)
+            return _too_large().response(request_id, json_protocol)
         except Exception:
             log.exception("%s %s failed", request.method, request.path)
             return ApiError(500, "ServiceException", "internal error; see the daemon's log").response(
-                request_id
+                request_id, json_protocol
             )
 
     async def _authenticate(self, request: web.Request) -> None:

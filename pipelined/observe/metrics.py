@@ -167,6 +167,19 @@ class Metrics:
             ("operation", "reason"),
             registry=r,
         )
+        # EventBridge (PutEvents): its PutEvents*Entries and MatchedEvents metrics.
+        self.eventbridge_entries = Counter(
+            "pipelined_eventbridge_entries",
+            "PutEvents entries by bus and result (accepted or failed).",
+            ("bus", "result"),
+            registry=r,
+        )
+        self.eventbridge_matches = Counter(
+            "pipelined_eventbridge_matched_events",
+            "Events a rule matched (each is queued as one asynchronous invocation).",
+            ("bus", "rule"),
+            registry=r,
+        )
         self.build_info = Info("pipelined_build", "pipelined version and Python runtime.", registry=r)
         self.build_info.info({"version": __version__, "python": platform.python_version()})
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pipelined.config import (
     ApiSource,
     DynamoDBStreamSource,
+    EventBridgeSource,
     EventSourceConfig,
     FunctionConfig,
     FunctionUrlSource,
@@ -44,6 +45,13 @@ class EventType:
     dev_resources: DevResourcesOf | None = None
     # True: an HTTP trigger, served as a route by the gateway (pipelined/http/gateway.py), never polled.
     http_route: bool = False
+    # True: a rule on an event bus, routed to by PutEvents (pipelined/sources/eventbridge.py), never polled.
+    bus_rule: bool = False
+
+    @property
+    def has_runner(self) -> bool:
+        """Whether a source runner polls or is pushed this type's events (else a front door routes them)."""
+        return not (self.http_route or self.bus_rule)
 
 
 def _schedule(cfg: EventSourceConfig, ctx: SourceContext) -> Source:
@@ -97,6 +105,10 @@ def _http_route(cfg: EventSourceConfig, ctx: SourceContext) -> Source:
     raise SourceError(f"function {ctx.function.name}: {cfg.type} events are gateway routes, not sources")
 
 
+def _bus_rule(cfg: EventSourceConfig, ctx: SourceContext) -> Source:
+    raise SourceError(f"function {ctx.function.name}: {cfg.type} events are rules of a bus, not sources")
+
+
 def _dev_sqs(cfg: EventSourceConfig, fn: FunctionConfig, found: DevResources) -> None:
     from pipelined.sources.sqs.factory import dev_resources
 
@@ -105,6 +117,12 @@ def _dev_sqs(cfg: EventSourceConfig, fn: FunctionConfig, found: DevResources) ->
 
 def _dev_s3(cfg: EventSourceConfig, fn: FunctionConfig, found: DevResources) -> None:
     from pipelined.sources.s3.via_sqs import dev_resources
+
+    dev_resources(cfg, fn, found)
+
+
+def _dev_rule(cfg: EventSourceConfig, fn: FunctionConfig, found: DevResources) -> None:
+    from pipelined.sources.eventbridge import dev_resources
 
     dev_resources(cfg, fn, found)
 
@@ -133,6 +151,7 @@ EVENT_TYPES: dict[str, EventType] = {
         EventType("api", ApiSource, _http_route, http_route=True),
         EventType("http_api", HttpApiSource, _http_route, http_route=True),
         EventType("function_url", FunctionUrlSource, _http_route, http_route=True),
+        EventType("eventbridge", EventBridgeSource, _bus_rule, bus_rule=True, dev_resources=_dev_rule),
     )
 }
 

@@ -1,9 +1,9 @@
-"""The SQLite state store: source checkpoints, schedule state, markers, the local dead-letter store and the
-asynchronous invocation queue.
+"""The SQLite state store: source checkpoints, schedule state, markers, the local dead-letter store, the
+asynchronous invocation queue and the event buses' archives.
 
 One file, opened once, with one store per table: `state.checkpoints`, `state.schedules`,
-`state.dead_letters`, `state.markers`, `state.async_events`. What several daemons will later share (the stream
-checkpointer, shard and schedule leases) is in `interfaces`.
+`state.dead_letters`, `state.markers`, `state.async_events`, `state.archive`. What several daemons
+will later share (the stream checkpointer, shard and schedule leases) is in `interfaces`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from pathlib import Path
 import aiosqlite
 
 from pipelined.errors import StateError
-from pipelined.state.async_events import AsyncEventStore, EventBody, QueuedEvent
+from pipelined.state.archive import ArchivedEvent, ArchiveStore
+from pipelined.state.async_events import AsyncEventStore, EventBody, NewEvent, QueuedEvent
 from pipelined.state.checkpoints import CHECKPOINT_LINGER, Checkpoint, CheckpointStore
 from pipelined.state.db import MIGRATIONS, STATE_FILE, open_database, reset_state, schema_version
 from pipelined.state.dead_letters import DeadLetter, DeadLetterStore, NewDeadLetter
@@ -27,6 +28,8 @@ __all__ = [
     "CHECKPOINT_LINGER",
     "MIGRATIONS",
     "STATE_FILE",
+    "ArchiveStore",
+    "ArchivedEvent",
     "AsyncEventStore",
     "Checkpoint",
     "CheckpointStore",
@@ -36,6 +39,7 @@ __all__ = [
     "Marker",
     "MarkerStore",
     "NewDeadLetter",
+    "NewEvent",
     "QueuedEvent",
     "ScheduleStore",
     "StateError",
@@ -68,6 +72,7 @@ class StateStore:
         self.dead_letters = DeadLetterStore(connection)
         self.markers = MarkerStore(connection)
         self.async_events = AsyncEventStore(connection)
+        self.archive = ArchiveStore(connection)
 
     @classmethod
     async def open(cls, state_dir: Path, reset: bool = False) -> StateStore:
@@ -114,7 +119,14 @@ class StateStore:
             log.error("state file %s could not be restored (%s); restart the daemon", self.path, exc)
             return
         old, self._db = self._db, restored
-        for store in (self.checkpoints, self.schedules, self.dead_letters, self.markers, self.async_events):
+        for store in (
+            self.checkpoints,
+            self.schedules,
+            self.dead_letters,
+            self.markers,
+            self.async_events,
+            self.archive,
+        ):
             store._db = restored  # every store of the facade shares its one connection
         self._identity = _identity(self.path)
         self.problem = None

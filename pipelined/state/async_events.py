@@ -24,6 +24,8 @@ class QueuedEvent:
     attempts: int
     next_attempt_at: float
     last_error: Mapping[str, Any] | None = None
+    # An EventBridge rule's retry policy and dead letter (core/eventbridge_events.RulePolicy.to_json()).
+    policy: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +45,19 @@ def _queued(row: sqlite3.Row) -> QueuedEvent:
         attempts=row["attempts"],
         next_attempt_at=row["next_attempt_at"],
         last_error=json.loads(row["last_error"]) if row["last_error"] else None,
+        policy=json.loads(row["policy"]) if row["policy"] else None,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event about to be queued."""
+
+    request_id: str
+    function: str
+    payload: str
+    client_context: str | None = None
+    policy: Mapping[str, Any] | None = None
 
 
 class AsyncEventStore:
@@ -64,10 +78,39 @@ class AsyncEventStore:
         )
         return QueuedEvent(int(cursor.lastrowid or 0), request_id, function, now, 0, now)
 
+    async def add_many(self, events: list[NewEvent]) -> list[QueuedEvent]:
+        """Persist several new events in one statement (so all or none), due at once."""
+        if not events:
+            return []
+        now = time.time()
+        rows = ", ".join("(?, ?, ?, ?, ?, ?, ?)" for _ in events)
+        values: list[object] = []
+        for event in events:
+            policy = json.dumps(event.policy) if event.policy is not None else None
+            values += [
+                event.request_id,
+                event.function,
+                event.payload,
+                event.client_context,
+                now,
+                now,
+                policy,
+            ]
+        async with self._db.execute(
+            "INSERT INTO async_events (request_id, function, payload, client_context, received_at,"
+            f" next_attempt_at, policy) VALUES {rows} RETURNING id, request_id",
+            values,
+        ) as cursor:
+            ids = {row[1]: int(row[0]) for row in await cursor.fetchall()}
+        return [
+            QueuedEvent(ids[e.request_id], e.request_id, e.function, now, 0, now, None, e.policy)
+            for e in events
+        ]
+
     async def pending(self) -> list[QueuedEvent]:
         """Every event not yet settled, oldest first (without their bodies)."""
         async with self._db.execute(
-            "SELECT id, request_id, function, received_at, attempts, next_attempt_at, last_error"
+            "SELECT id, request_id, function, received_at, attempts, next_attempt_at, last_error, policy"
             " FROM async_events ORDER BY id"
         ) as cursor:
             rows = await cursor.fetchall()

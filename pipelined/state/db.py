@@ -73,6 +73,22 @@ MIGRATIONS: tuple[str, ...] = (
         last_error TEXT
     );
     """,
+    # An invocation queued by an EventBridge rule carries the rule's retry policy and dead letter (JSON).
+    """
+    ALTER TABLE async_events ADD COLUMN policy TEXT;
+    """,
+    # The archives of event buses (`event_buses.NAME.archive`), for `pipelined events replay`.
+    """
+    CREATE TABLE archived_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        bus TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        event_time REAL NOT NULL,
+        archived_at REAL NOT NULL,
+        event TEXT NOT NULL
+    );
+    CREATE INDEX archived_events_time ON archived_events (bus, event_time);
+    """,
 )
 
 

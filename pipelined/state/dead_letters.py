@@ -64,33 +64,33 @@ class DeadLetterStore:
         self._db = connection
 
     async def add(self, entries: Iterable[NewDeadLetter]) -> list[int]:
-        """Park failed events in one transaction; returns their ids."""
+        """Park failed events in one statement (so all or none); returns their ids."""
+        # One multi-row INSERT rather than BEGIN ... COMMIT: the connection is shared by every store, and
+        # a second add (or any other write) awaited in between would fail, or join and share a ROLLBACK.
         now = time.time()
-        ids: list[int] = []
-        await self._db.execute("BEGIN")
-        try:
-            for e in entries:
-                cursor = await self._db.execute(
-                    "INSERT INTO dead_letters (function, source, event, error, failure_record, condition,"
-                    " attempts, first_failed_at, last_failed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        e.function,
-                        e.source,
-                        json.dumps(e.event, default=str),
-                        json.dumps(e.error) if e.error is not None else None,
-                        json.dumps(e.failure_record, default=str),
-                        e.condition,
-                        e.attempts,
-                        e.first_failed_at,
-                        now,
-                    ),
-                )
-                ids.append(int(cursor.lastrowid or 0))
-        except BaseException:
-            await self._db.execute("ROLLBACK")
-            raise
-        await self._db.execute("COMMIT")
-        return ids
+        values: list[object] = []
+        for e in entries:
+            values += [
+                e.function,
+                e.source,
+                json.dumps(e.event, default=str),
+                json.dumps(e.error) if e.error is not None else None,
+                json.dumps(e.failure_record, default=str),
+                e.condition,
+                e.attempts,
+                e.first_failed_at,
+                now,
+            ]
+        if not values:
+            return []
+        rows = ", ".join("(?, ?, ?, ?, ?, ?, ?, ?, ?)" for _ in range(len(values) // 9))
+        async with self._db.execute(
+            "INSERT INTO dead_letters (function, source, event, error, failure_record, condition,"
+            f" attempts, first_failed_at, last_failed_at) VALUES {rows} RETURNING id",
+            values,
+        ) as cursor:
+            found = await cursor.fetchall()
+        return sorted(int(row[0]) for row in found)
 
     async def list(self, function: str | None = None) -> list[DeadLetter]:
         """Parked events, oldest first."""
