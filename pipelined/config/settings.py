@@ -22,6 +22,7 @@ from pipelined.config.api import ApiConfig
 from pipelined.config.events import EVENT_SOURCE_CLASSES
 from pipelined.config.functions import FunctionConfig, FunctionName, Isolation
 from pipelined.config.gateway import GatewayConfig, check_routes
+from pipelined.config.tracing import TracingConfig, check_tracing
 from pipelined.config.types import (
     ConfigModel,
     ConfigPath,
@@ -148,6 +149,7 @@ class Config(ConfigModel):
     metrics: MetricsConfig = MetricsConfig()
     gateway: GatewayConfig = GatewayConfig()
     api: ApiConfig = ApiConfig()
+    tracing: TracingConfig = TracingConfig()
     # The default for functions without their own `isolation` (declared before `functions` for it).
     isolation: Isolation = "inline"
     # The Node.js executable for nodejs* functions without their own `node`: a path or a name on PATH.
@@ -194,6 +196,14 @@ class Config(ConfigModel):
     def _routes(cls, functions: dict[str, FunctionConfig]) -> dict[str, FunctionConfig]:
         check_routes(functions)  # two HTTP routes no request can tell apart
         return functions
+
+    @model_validator(mode="after")
+    def _tracing(self) -> Config:
+        if any(f.tracing == "active" for f in self.functions.values()):
+            from pipelined.observe.tracing import tracing_installed
+
+            check_tracing(self.tracing, self.functions, tracing_installed())
+        return self
 
     @model_validator(mode="after")
     def _api_references(self) -> Config:
