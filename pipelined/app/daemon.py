@@ -44,6 +44,7 @@ from pipelined.observe.emf import EmfMetrics
 from pipelined.observe.log_store import LogStore
 from pipelined.observe.logs import observe_handler_lines, setup_logging
 from pipelined.observe.metrics import Metrics
+from pipelined.observe.tracing import Tracer
 from pipelined.state import StateStore
 
 log = logging.getLogger("pipelined.daemon")
@@ -89,6 +90,8 @@ class Daemon:
         self.aws: AwsClients | None = None
         self.http: HttpServer | None = None
         self.log_store: LogStore | None = None
+        # The OpenTelemetry exporter of `tracing: active` functions, made when the first one is built.
+        self.tracer: Tracer | None = None
         # The api/http_api/function_url routes; it binds gateway.listen once there is a route.
         self.gateway = Gateway(self.service, self.metrics)
         self.api: ApiFrontDoor | None = None
@@ -213,6 +216,19 @@ class Daemon:
             for name in self.functions:
                 self.metrics.dead_letters.labels(name).set(counts.get(name, 0))
 
+    def _tracer(self, config: Config) -> Tracer:
+        settings = config.tracing
+        assert settings.otlp_endpoint is not None  # config validation requires it for active tracing
+        current = self.tracer
+        if current is None or (current.otlp_endpoint, current.service_name) != (
+            settings.otlp_endpoint,
+            settings.service_name,
+        ):
+            if current is not None:
+                current.shutdown()
+            current = self.tracer = Tracer(settings.otlp_endpoint, settings.service_name)
+        return current
+
     async def _main_loop(self) -> None:
         interval = self.notifier.watchdog_interval
         # The state file is checked this often: deleted (restored from the open database) or replaced.
@@ -260,6 +276,9 @@ class Daemon:
         if self.log_store is not None:
             logging.getLogger().removeHandler(self.log_store)
             self.log_store.close()
+        if self.tracer is not None:
+            # Off the loop: the exporter sends what is buffered with a blocking HTTP client.
+            await asyncio.to_thread(self.tracer.shutdown)
         if self.aws is not None:
             await self.aws.close()
         if self.state is not None:
@@ -300,6 +319,7 @@ class Daemon:
                 name: build_function(name, config, self.metrics, account, self._aws) for name in plan.build
             }
             for function in new_functions.values():
+                function.tracer = self._tracer(config) if function.config.tracing == "active" else None
                 function.load()
         except BaseException:
             self.aws = previous_aws

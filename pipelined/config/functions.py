@@ -80,6 +80,8 @@ class FunctionConfig(ConfigModel):
     # The Lambda API (docs/api.md): None lets every configured credential call the function.
     permissions: list[Permission] | None = None
     async_: AsyncInvokeConfig = Field(default=AsyncInvokeConfig(), alias="async")
+    # active: each invocation is a span sent to tracing.otlp_endpoint (config/tracing.py).
+    tracing: Literal["active", "pass_through"] = "pass_through"
 
     @field_validator("handler")
     @classmethod

@@ -23,6 +23,7 @@ from pipelined.config.eventbridge import BusName, EventBridgeSource, EventBusCon
 from pipelined.config.events import EVENT_SOURCE_CLASSES
 from pipelined.config.functions import FunctionConfig, FunctionName, Isolation
 from pipelined.config.gateway import GatewayConfig, check_routes
+from pipelined.config.tracing import TracingConfig, check_tracing
 from pipelined.config.types import (
     ConfigModel,
     ConfigPath,
@@ -149,6 +150,7 @@ class Config(ConfigModel):
     metrics: MetricsConfig = MetricsConfig()
     gateway: GatewayConfig = GatewayConfig()
     api: ApiConfig = ApiConfig()
+    tracing: TracingConfig = TracingConfig()
     # EventBridge buses besides `default` (which always exists; list it to give it an archive).
     event_buses: dict[BusName, EventBusConfig] = Field(default_factory=dict)
     # The default for functions without their own `isolation` (declared before `functions` for it):
@@ -210,6 +212,14 @@ class Config(ConfigModel):
                         ("functions", function_name, "events", index, "bus"),
                         f"no event bus named {source.bus!r} in event_buses",
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _tracing(self) -> Config:
+        if any(f.tracing == "active" for f in self.functions.values()):
+            from pipelined.observe.tracing import tracing_installed
+
+            check_tracing(self.tracing, self.functions, tracing_installed())
         return self
 
     @model_validator(mode="after")

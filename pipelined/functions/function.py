@@ -22,6 +22,7 @@ from pipelined.functions.process.runtime import ProcessRuntime
 from pipelined.functions.runtime import Runtime
 from pipelined.functions.runtime_api.runtime import RuntimeApiRuntime
 from pipelined.observe.metrics import FunctionMetrics
+from pipelined.observe.tracing import Tracer
 
 # The Python runtime's libraries: pipelined itself (Lambda's /var/runtime holds awslambdaric).
 PYTHON_RUNTIME_DIR = str(Path(__file__).resolve().parents[2])
@@ -116,6 +117,8 @@ class Function:
         self._slots = asyncio.Semaphore(limit) if limit is not None else None
         # Invocations in flight: read by the ConcurrentExecutions gauge at scrape time.
         self.in_flight = 0
+        # `tracing: active`: the daemon's tracer, which makes each invocation a span (observe/tracing.py).
+        self.tracer: Tracer | None = None
 
     @property
     def arn(self) -> str:

@@ -30,6 +30,7 @@ from pipelined.core.apigw_responses import (
 )
 from pipelined.core.identity import new_request_id
 from pipelined.core.routes import ApiKind, Route, RouteMatch, RouteTable
+from pipelined.core.tracing import http_trace_id
 from pipelined.errors import PipelinedError
 from pipelined.http import cors
 from pipelined.http.limits import GuardedTCPSite
@@ -210,11 +211,13 @@ class Gateway:
             event = http_event(http_request, match, api)
         caller = state.callers[route]
         timeout = config.timeout_of(route.api)
+        # The request's X-Amzn-Trace-Id or traceparent continues its trace in the handler (and span).
+        trace = http_trace_id(request.headers)
         try:
             if timeout is None:
-                result = await caller.invoke(event, request_id)
+                result = await caller.invoke(event, request_id, trace_id=trace)
             else:
-                task = asyncio.ensure_future(caller.invoke(event, request_id))
+                task = asyncio.ensure_future(caller.invoke(event, request_id, trace_id=trace))
                 try:
                     result = await asyncio.wait_for(asyncio.shield(task), timeout)
                 except TimeoutError:

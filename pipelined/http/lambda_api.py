@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from pipelined.core.identity import DEFAULT_ACCOUNT_ID, VERSION, function_arn
+from pipelined.core.tracing import http_trace_id
 from pipelined.dispatch.async_queue import AsyncQueue, QueueFullError
 from pipelined.functions.function import Function
 from pipelined.http import lambda_shapes
@@ -167,9 +168,8 @@ class LambdaApi:
         if tail:
             self.tail.watch(request_id)
         try:
-            # A caller's X-Ray header continues its trace in the handler's _X_AMZN_TRACE_ID.
-            trace = request.headers.get("X-Amzn-Trace-Id", "")
-            trace = trace if trace.startswith("Root=") else ""
+            # A caller's X-Ray header (or W3C traceparent) continues its trace in the handler.
+            trace = http_trace_id(request.headers)
             result = await self._caller(function).invoke(event, request_id, client_context, trace)
         except ThrottledError:
             raise ApiError(

@@ -15,12 +15,13 @@ from typing import Any
 
 from pipelined.core.identity import new_request_id
 from pipelined.core.lambda_errors import LambdaError
-from pipelined.core.tracing import trace_id_for
+from pipelined.core.tracing import event_trace_id, new_trace_id, parse_xray
 from pipelined.errors import PipelinedError
 from pipelined.functions import report
 from pipelined.functions.function import Function
-from pipelined.functions.runtime import Invocation
+from pipelined.functions.runtime import Execution, Invocation
 from pipelined.observe.metrics import InvocationMetrics, Metrics
+from pipelined.observe.tracing import InvocationSpan, SpanFacts, Tracer
 
 
 class InvocationKind(enum.Enum):
@@ -62,10 +63,18 @@ class InvokeResult:
 class Caller:
     """One caller of one function, with its metric children resolved once (the hot path does no lookups)."""
 
-    def __init__(self, function: Function, kind: InvocationKind, metrics: InvocationMetrics | None) -> None:
+    def __init__(
+        self,
+        function: Function,
+        kind: InvocationKind,
+        metrics: InvocationMetrics | None,
+        source: str = "invoke",
+    ) -> None:
         self.function = function
         self.kind = kind
         self.metrics = metrics
+        # The metric label of this caller (an event source's name, "api", ...), also on its spans.
+        self.source = source
 
     async def invoke(
         self, event: Any, request_id: str | None = None, client_context: Any = None, trace_id: str = ""
@@ -83,8 +92,10 @@ class Caller:
         await function.acquire(on_throttle=m.throttles.inc if m is not None else None)
         try:
             request_id = request_id or new_request_id()
-            trace_id = trace_id or trace_id_for(event)
-            result = await _run(function, event, request_id, client_context, trace_id)
+            # The caller's trace header, else the event's own (SQS's AWSTraceHeader); else a fresh one,
+            # or with `tracing: active` the invocation's span starts a new trace.
+            trace_id = trace_id or event_trace_id(event) or ""
+            result = await _run(function, event, request_id, client_context, trace_id, self)
         finally:
             function.release()
         if m is not None:
@@ -96,23 +107,31 @@ class Caller:
 
 
 async def _run(
-    function: Function, event: Any, request_id: str, client_context: Any, trace_id: str
+    function: Function, event: Any, request_id: str, client_context: Any, trace_id: str, caller: Caller
 ) -> InvokeResult:
     identity, runtime = function.identity, function.runtime
     logging_on = report.logging_enabled()
     function.in_flight += 1
+    span: InvocationSpan | None = None
     try:
         # A cold start happens here, before START, as Lambda's init phase does.
         execution = await runtime.acquire(request_id)
         if logging_on:
             report.log_start(identity, request_id)
         started = time.monotonic()
+        if function.tracer is not None:
+            span = _start_span(function.tracer, function, event, request_id, execution, trace_id, caller)
+            trace_id = span.xray_header
         timeout = function.config.timeout
-        invocation = Invocation(request_id, event, timeout, started + timeout, client_context, trace_id)
+        invocation = Invocation(
+            request_id, event, timeout, started + timeout, client_context, trace_id or new_trace_id()
+        )
         reply = await runtime.run(execution, invocation)
     finally:
         function.in_flight -= 1
     duration_ms = (time.monotonic() - started) * 1000
+    if span is not None:
+        span.end(reply.error)
     if reply.error is not None:
         report.log_error(identity, request_id, reply.error)
     if logging_on:
@@ -120,6 +139,35 @@ async def _run(
             identity, request_id, duration_ms, execution.init_duration_ms, reply.max_memory_mb, reply.error
         )
     return InvokeResult(request_id, reply.value, reply.error, duration_ms, execution.init_duration_ms)
+
+
+_TRIGGERS = {
+    InvocationKind.REQUEST_RESPONSE: "http",
+    InvocationKind.EVENT: "other",
+    InvocationKind.EVENT_SOURCE: "datasource",
+}
+
+
+def _start_span(
+    tracer: Tracer,
+    function: Function,
+    event: Any,
+    request_id: str,
+    execution: Execution,
+    trace_id: str,
+    caller: Caller,
+) -> InvocationSpan:
+    records = event.get("Records") if isinstance(event, dict) else None
+    scheduled = isinstance(event, dict) and event.get("source") == "aws.events"
+    trigger = "timer" if scheduled else _TRIGGERS[caller.kind]
+    facts = SpanFacts(
+        request_id=request_id,
+        cold_start=execution.init_duration_ms is not None,
+        source=caller.source,
+        trigger=trigger,
+        batch_size=len(records) if isinstance(records, list) else None,
+    )
+    return tracer.start(function.identity, parse_xray(trace_id) if trace_id else None, facts)
 
 
 class InvokeService:
@@ -153,7 +201,7 @@ class InvokeService:
         """A caller of `function` whose metrics carry the label source=`source`."""
         fn = function if isinstance(function, Function) else self.function(function)
         metrics = self.metrics.for_invocations(fn.name, source) if self.metrics is not None else None
-        return Caller(fn, kind, metrics)
+        return Caller(fn, kind, metrics, source)
 
     async def invoke(
         self,
