@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
+from pipelined.state.db import Connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +33,7 @@ class EventBody:
     client_context: str | None
 
 
-def _queued(row: sqlite3.Row) -> QueuedEvent:
+def _queued(row: Any) -> QueuedEvent:
     return QueuedEvent(
         id=row["id"],
         request_id=row["request_id"],
@@ -49,7 +48,7 @@ def _queued(row: sqlite3.Row) -> QueuedEvent:
 class AsyncEventStore:
     """The `async_events` table; each method is one transaction."""
 
-    def __init__(self, connection: aiosqlite.Connection) -> None:
+    def __init__(self, connection: Connection) -> None:
         self._db = connection
 
     async def add(
@@ -57,12 +56,13 @@ class AsyncEventStore:
     ) -> QueuedEvent:
         """Persist a new event, due at once."""
         now = time.time()
-        cursor = await self._db.execute(
+        async with self._db.execute(
             "INSERT INTO async_events (request_id, function, payload, client_context, received_at,"
-            " next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)",
+            " next_attempt_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
             (request_id, function, payload, client_context, now, now),
-        )
-        return QueuedEvent(int(cursor.lastrowid or 0), request_id, function, now, 0, now)
+        ) as cursor:
+            row = await cursor.fetchone()
+        return QueuedEvent(int(row[0]), request_id, function, now, 0, now)
 
     async def pending(self) -> list[QueuedEvent]:
         """Every event not yet settled, oldest first (without their bodies)."""

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
+from pipelined.state.db import Connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +41,7 @@ class DeadLetter:
     last_failed_at: float
 
 
-def _dead_letter(row: sqlite3.Row) -> DeadLetter:
+def _dead_letter(row: Any) -> DeadLetter:
     return DeadLetter(
         id=row["id"],
         function=row["function"],
@@ -60,7 +59,7 @@ def _dead_letter(row: sqlite3.Row) -> DeadLetter:
 class DeadLetterStore:
     """The `dead_letters` table; each method is one transaction."""
 
-    def __init__(self, connection: aiosqlite.Connection) -> None:
+    def __init__(self, connection: Connection) -> None:
         self._db = connection
 
     async def add(self, entries: Iterable[NewDeadLetter]) -> list[int]:
@@ -72,7 +71,8 @@ class DeadLetterStore:
             for e in entries:
                 cursor = await self._db.execute(
                     "INSERT INTO dead_letters (function, source, event, error, failure_record, condition,"
-                    " attempts, first_failed_at, last_failed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " attempts, first_failed_at, last_failed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " RETURNING id",
                     (
                         e.function,
                         e.source,
@@ -85,7 +85,8 @@ class DeadLetterStore:
                         now,
                     ),
                 )
-                ids.append(int(cursor.lastrowid or 0))
+                row = await cursor.fetchone()
+                ids.append(int(row[0]))
         except BaseException:
             await self._db.execute("ROLLBACK")
             raise
