@@ -19,6 +19,13 @@ example: $(BIN)/pipelined
 test: $(BIN)/pipelined
 	@command -v mosquitto >/dev/null 2>&1 || command -v /usr/sbin/mosquitto >/dev/null 2>&1 \
 		|| (apt-get update -qq && apt-get install -y -qq mosquitto >/dev/null)
+	@# The cluster tests need PostgreSQL on 127.0.0.1:5432 with trust for the postgres role.
+	@pg_isready -q -h 127.0.0.1 || ( \
+		(command -v pg_ctlcluster >/dev/null || (apt-get update -qq && apt-get install -y -qq postgresql >/dev/null)) \
+		&& v=$$(ls /etc/postgresql | sort -n | tail -1) \
+		&& sed -i 's/^\(host .*127.0.0.1\/32 *\)[a-z0-9-]*$$/\1trust/' /etc/postgresql/$$v/main/pg_hba.conf \
+		&& (pg_ctlcluster $$v main start || pg_ctlcluster $$v main reload) \
+		&& for i in 1 2 3 4 5 6 7 8 9 10; do pg_isready -q -h 127.0.0.1 && break; sleep 1; done )
 	$(BIN)/ruff check pipelined tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q

@@ -15,6 +15,8 @@ from typing import Any, TextIO
 
 from pipelined import __version__
 from pipelined.app.assembly import build_function
+from pipelined.app.cluster_cli import add_commands as cluster_commands
+from pipelined.app.cluster_cli import run_command as run_cluster_command
 from pipelined.app.remote import api_endpoint, invoke_remote
 from pipelined.config import Config, load_config
 from pipelined.core.timestamps import iso_seconds
@@ -89,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     for sub in (dlq_list, dlq_show, redrive, purge):
         config_option(sub)
 
+    cluster_commands(commands, config_option)
     dev = commands.add_parser("dev", help="run the pipeline against a local AWS-protocol server (moto)")
     config_option(dev)
     dev.add_argument("--port", type=int, default=0, help="port of the local server (default: a free one)")
@@ -217,7 +220,7 @@ async def _invoke(config: Config, args: argparse.Namespace, out: TextIO, err: Te
 
 
 async def _dlq(config: Config, args: argparse.Namespace, out: TextIO) -> int:
-    state = await StateStore.open(config.state_dir)
+    state = await StateStore.open(config.state_dir, url=config.state.url)
     try:
         return await _dlq_command(state, config, args, out)
     finally:
@@ -313,7 +316,7 @@ async def _checkpoints(config: Config, args: argparse.Namespace, out: TextIO) ->
     if args.checkpoints_command == "reset":
         _check_stream_source(config, args.source)
         _refuse_if_running(config)
-    state = await StateStore.open(config.state_dir)
+    state = await StateStore.open(config.state_dir, url=config.state.url)
     try:
         if args.checkpoints_command == "reset":
             out.write(await reset_checkpoints(state, args.source, args.to, args.shard) + "\n")
@@ -388,6 +391,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_s3_setup(config, out))
         if args.command == "invoke":
             return asyncio.run(_invoke(config, args, out, err))
+        if args.command in ("state", "cluster"):
+            return asyncio.run(run_cluster_command(config, args, out))
         if args.command == "checkpoints":
             return asyncio.run(_checkpoints(config, args, out))
         return asyncio.run(_dlq(config, args, out))

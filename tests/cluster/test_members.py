@@ -3,6 +3,7 @@ paused member; a schedule fires once per tick across the cluster."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -14,7 +15,7 @@ from typing import Any
 
 import boto3
 
-from tests.support import DaemonProcess, read_records, wait_until, write_config
+from tests.support import DaemonProcess, read_records, run_cli, wait_until, write_config
 
 SCALE = int(os.environ.get("PIPELINED_FAULTS_SCALE", "1"))
 SHARDS = 4
@@ -73,6 +74,14 @@ def test_shards_spread_fail_over_after_kill_9_and_nothing_is_lost(
         wait_until(m.ready, timeout=30)
     # Balanced 2/1/1 (a member that started first took all four; the others steal one at a time).
     wait_until(lambda: sorted(shard_leases(m) for m in members) == [1, 1, 2], timeout=30)
+    status = run_cli("cluster", "status", "-c", str(members[0].config))
+    assert status.returncode == 0, status.stderr
+    assert "members: 3 live of 3 known" in status.stdout
+    assert sorted(line.split()[-1] for line in status.stdout.splitlines() if "  live  " in line) == [
+        "1",
+        "1",
+        "2",
+    ]
     sent: list[tuple[str, int]] = []
     for start in range(0, RECORDS, 250):
         entries = [
@@ -108,3 +117,38 @@ def test_shards_spread_fail_over_after_kill_9_and_nothing_is_lost(
             firsts = list(dict.fromkeys(seqs))
             assert firsts == sorted(firsts)
     assert sum(m.metric("pipelined_lease_takeovers_total") for m in survivors) >= moved
+
+
+TICKS = 15 * SCALE
+
+
+def fired(files: list[Path]) -> list[str]:
+    return [line["event"]["time"] for path in files for line in read_records(path)]
+
+
+def test_a_schedule_fires_once_per_tick_across_the_cluster_and_across_a_kill_9_of_its_leader(
+    tmp_path: Path, pg_url: str, daemon: Callable[..., DaemonProcess]
+) -> None:
+    event = {"type": "schedule", "name": "tick", "expression": "rate(1 second)", "catch_up": "all"}
+    files = [tmp_path / f"m{i}" / "records.jsonl" for i in range(3)]
+    members = []
+    for i in range(3):
+        config = member_config(
+            tmp_path / f"m{i}", pg_url, f"m{i}", {"fn": {"handler": "handlers.record", "events": [event]}}
+        )
+        members.append(daemon(config, {"RECORD_FILE": files[i]}, wait_ready=False))
+    for m in members:
+        wait_until(m.ready, timeout=30)
+    wait_until(lambda: len(fired(files)) >= TICKS // 2, timeout=TICKS * 2)
+    leader = next(m for m, f in zip(members, files, strict=True) if f.exists() and read_records(f))
+    leader.send_signal(signal.SIGKILL)
+    begun = len(fired(files))
+    wait_until(lambda: len(fired(files)) >= begun + TICKS // 2 + LEASE, timeout=TICKS * 3)
+    times = fired(files)
+    counts = Counter(times)
+    doubled = [t for t, n in counts.items() if n > 1]
+    stamps = sorted(time.mktime(time.strptime(t, "%Y-%m-%dT%H:%M:%SZ")) for t in counts)
+    missing = [s for a, s in itertools.pairwise(stamps) if s - a != 1]
+    print(f"\nschedule: {len(times)} firings over {len(counts)} ticks, doubled {doubled}, gaps {missing}")
+    assert not doubled
+    assert not missing

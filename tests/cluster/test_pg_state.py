@@ -10,6 +10,7 @@ import pytest
 from pipelined.errors import StateError
 from pipelined.state import Checkpoint, Marker, NewDeadLetter, StateStore
 from pipelined.state.postgres import PG_MIGRATIONS
+from tests.support import run_cli, write_config
 
 
 async def test_a_new_database_is_migrated_once_and_reopening_keeps_its_data(
@@ -77,3 +78,12 @@ async def test_every_store_works_on_postgresql(pg_url: str, tmp_path: Path) -> N
         assert [e.request_id for e in await store.async_events.pending()] == ["req-1"]
     finally:
         await store.close()
+
+
+def test_state_migrate_brings_a_new_database_to_the_current_version(pg_url: str, tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"fn": {"handler": "handlers.record"}}, state={"url": pg_url})
+    done = run_cli("state", "migrate", "-c", str(config))
+    assert done.returncode == 0, done.stderr
+    assert f"schema version {len(PG_MIGRATIONS)} (was 0;" in done.stdout
+    again = run_cli("state", "migrate", "-c", str(config))
+    assert f"schema version {len(PG_MIGRATIONS)} (was {len(PG_MIGRATIONS)};" in again.stdout
