@@ -87,6 +87,9 @@ class StateStore:
         assert isinstance(self._db, Database)
         self.cluster = ClusterLeases(self._db, member_id, lease_duration, renew_every, metrics)
         self.fenced = FencedCheckpointer(self._db, self.cluster, self.checkpoints, self.markers, metrics)
+        self.async_events.claim_as(member_id, lease_duration)
+        self.cluster.heartbeat_hooks.append(self.async_events.renew_claims)
+        self.cluster.leaving_hooks.append(self.async_events.release_claims)
         await self.cluster.start()
         return self.cluster
 

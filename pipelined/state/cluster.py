@@ -15,7 +15,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from pipelined.observe.cluster_metrics import ClusterMetrics
@@ -76,6 +76,9 @@ class ClusterLeases:
         self._stole_at = 0.0
         self._task: asyncio.Task[None] | None = None
         self.reachable = True
+        # Renewed with the leases (the claims of queued events), and given up with them.
+        self.heartbeat_hooks: list[Callable[[], Awaitable[None]]] = []
+        self.leaving_hooks: list[Callable[[], Awaitable[None]]] = []
 
     @property
     def retry_interval(self) -> float:
@@ -110,6 +113,8 @@ class ClusterLeases:
                 (self.member_id,),
             )
             await self._db.execute("DELETE FROM cluster_members WHERE member_id = ?", (self.member_id,))
+            for hook in self.leaving_hooks:
+                await hook()
         except DATABASE_ERRORS as exc:
             log.warning("cluster member %s could not release %d lease(s): %s", self.member_id, len(held), exc)
             return
@@ -138,6 +143,8 @@ class ClusterLeases:
                 (self.lease_duration, self.member_id),
             ) as cursor:
                 renewed = {(r[0], r[1]): int(r[2]) for r in await cursor.fetchall()}
+            for hook in self.heartbeat_hooks:
+                await hook()
             async with self._db.execute(
                 "SELECT count(*) FROM cluster_members WHERE heartbeat_at > clock_timestamp()"
                 " - make_interval(secs => ?)",

@@ -152,3 +152,43 @@ def test_a_schedule_fires_once_per_tick_across_the_cluster_and_across_a_kill_9_o
     print(f"\nschedule: {len(times)} firings over {len(counts)} ticks, doubled {doubled}, gaps {missing}")
     assert not doubled
     assert not missing
+
+
+def test_async_events_run_once_on_a_shared_queue_and_a_dead_members_events_are_taken_over(
+    tmp_path: Path, pg_url: str, daemon: Callable[..., DaemonProcess]
+) -> None:
+    from tests.http.support import lambda_client
+
+    fn = {"handler": "api_handlers.slow", "reserved_concurrency": 2}
+    files = [tmp_path / f"m{i}" / "records.jsonl" for i in range(3)]
+    members = [
+        daemon(
+            member_config(tmp_path / f"m{i}", pg_url, f"m{i}", {"fn": fn}),
+            {"RECORD_FILE": files[i], "SLEEP_SECONDS": "0.02"},
+            wait_ready=False,
+        )
+        for i in range(3)
+    ]
+    for m in members:
+        wait_until(m.ready, timeout=30)
+    clients = [lambda_client(m) for m in members]
+
+    def ran() -> Counter[int]:
+        return Counter(line["event"]["n"] for path in files for line in read_records(path))
+
+    for n in range(300):
+        response = clients[n % 3].invoke(
+            FunctionName="fn", InvocationType="Event", Payload=json.dumps({"n": n})
+        )
+        assert response["StatusCode"] == 202
+    wait_until(lambda: len(ran()) >= 300, timeout=60)
+    assert all(ran()[n] == 1 for n in range(300)), "an event ran twice with every member alive"
+    # All to one member, which dies with most of them still queued: the others take them over.
+    later = range(1000, 1150)
+    for n in later:
+        clients[0].invoke(FunctionName="fn", InvocationType="Event", Payload=json.dumps({"n": n}))
+    wait_until(lambda: sum(1 for n in later if ran()[n]) >= 10, timeout=30)
+    members[0].send_signal(signal.SIGKILL)
+    wait_until(lambda: all(ran()[n] for n in later), timeout=60)
+    status = run_cli("cluster", "status", "-c", str(members[1].config))
+    assert "queues: async events 0" in status.stdout, status.stdout
