@@ -174,6 +174,15 @@ class ClusterLeases:
             if self._held.get(key) == counter and renewed.get(key) != counter:
                 self.lost(*key, "another member took it")
         self._valid_until = started + self.lease_duration
+        # Rows naming this member that it does not hold (lost locally, e.g. fenced): free them for all.
+        for (source, shard), counter in renewed.items():
+            if self._held.get((source, shard)) != counter and (source, shard) not in before:
+                with contextlib.suppress(*DATABASE_ERRORS):
+                    await self._db.execute(
+                        "UPDATE leases SET owner = NULL, expires_at = clock_timestamp()"
+                        " WHERE source = ? AND shard = ? AND owner = ? AND counter = ?",
+                        (source, shard, self.member_id, counter),
+                    )
         self._set_gauges()
 
     def _set_gauges(self) -> None:
@@ -247,9 +256,14 @@ class ClusterLeases:
         ) as cursor:
             rows = list(await cursor.fetchall())
         this = next((r for r in rows if r[0] == shard), None)
-        free = this is None or this[1] is None or bool(this[3])
+        # A row naming this member for a lease it does not hold is stale (lost locally): take it anew.
+        free = this is None or this[1] is None or bool(this[3]) or this[1] == self.member_id
         if balance:
-            live = [r for r in rows if r[1] is not None and not r[3]]
+            live = [
+                r
+                for r in rows
+                if r[1] is not None and not r[3] and (r[1] != self.member_id or self._owned(source, r))
+            ]
             load: dict[str, int] = {}
             for r in live:
                 load[r[1]] = load.get(r[1], 0) + 1
@@ -280,6 +294,9 @@ class ClusterLeases:
                 self._metrics.takeovers.inc()
         return True
 
+    def _owned(self, source: str, row: object) -> bool:
+        return self._held.get((source, row[0])) == int(row[2])  # type: ignore[index]
+
     async def _claim(self, source: str, shard: str) -> int | None:
         """Take a free lease (absent, unowned or expired); its new counter, or None if another won."""
         async with self._db.execute(
@@ -287,7 +304,8 @@ class ClusterLeases:
             " (?, ?, ?, 1, clock_timestamp() + make_interval(secs => ?)) ON CONFLICT (source, shard)"
             " DO UPDATE SET owner = excluded.owner, counter = leases.counter + 1,"
             " expires_at = excluded.expires_at"
-            " WHERE leases.owner IS NULL OR leases.expires_at < clock_timestamp() RETURNING counter",
+            " WHERE leases.owner IS NULL OR leases.owner = excluded.owner"
+            " OR leases.expires_at < clock_timestamp() RETURNING counter",
             (source, shard, self.member_id, self.lease_duration),
         ) as cursor:
             row = await cursor.fetchone()

@@ -70,6 +70,9 @@ PG_MIGRATIONS: tuple[str, ...] = (
 )
 
 _QMARK = re.compile(r"\?")
+# A statement unanswered this long (a server or network that accepts and never answers) fails, and the
+# connection is replaced: heartbeats and checkpoints must not wait forever.
+STATEMENT_TIMEOUT = 10.0
 # Errors after which the connection is unusable and the next statement opens a new one.
 _BROKEN = (psycopg.OperationalError, psycopg.InterfaceError)
 
@@ -155,7 +158,14 @@ class Database:
         conn = await self._connection()
         query = _QMARK.sub("%s", sql) if params else sql
         try:
-            return await conn.execute(query, list(params) if params else None)
+            return await asyncio.wait_for(
+                conn.execute(query, list(params) if params else None), STATEMENT_TIMEOUT
+            )
+        except TimeoutError:
+            self.problem = f"{redact(self.url)}: no answer within {STATEMENT_TIMEOUT:g}s"
+            log.error("state database %s", self.problem)
+            await self._drop()
+            raise psycopg.OperationalError(self.problem) from None
         except _BROKEN as exc:
             if self.problem is None:
                 log.error("state database %s: %s", redact(self.url), str(exc).strip())
@@ -170,8 +180,8 @@ class Database:
     async def _drop(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            with contextlib.suppress(psycopg.Error):
-                await conn.close()
+            with contextlib.suppress(psycopg.Error, TimeoutError):
+                await asyncio.wait_for(conn.close(), 2.0)
 
     async def close(self) -> None:
         """Close the connection."""
