@@ -192,3 +192,55 @@ def test_async_events_run_once_on_a_shared_queue_and_a_dead_members_events_are_t
     wait_until(lambda: all(ran()[n] for n in later), timeout=60)
     status = run_cli("cluster", "status", "-c", str(members[1].config))
     assert "queues: async events 0" in status.stdout, status.stdout
+
+
+def log_time(member: DaemonProcess, text: str) -> str | None:
+    """The timestamp of the first log line of `member` containing `text`."""
+    return next((line.split(" ", 1)[0] for line in member.logs().splitlines() if text in line), None)
+
+
+def test_a_resharding_during_the_run_keeps_parents_before_children_across_members(
+    tmp_path: Path, aws: str, pg_url: str, daemon: Callable[..., DaemonProcess]
+) -> None:
+    kinesis = boto3.client("kinesis", endpoint_url=aws)
+    kinesis.create_stream(StreamName="events", ShardCount=2)
+    event = {
+        "type": "kinesis",
+        "name": "src",
+        "stream": "events",
+        "starting_position": "TRIM_HORIZON",
+        "batch_size": BATCH,
+    }
+    files = [tmp_path / f"m{i}" / "records.jsonl" for i in range(3)]
+    members = [
+        daemon(
+            member_config(
+                tmp_path / f"m{i}",
+                pg_url,
+                f"m{i}",
+                {"fn": {"handler": "stream_handlers.record", "events": [event]}},
+            ),
+            {"RECORD_FILE": files[i], "SLEEP_SECONDS": "0.05"},
+            wait_ready=False,
+        )
+        for i in range(3)
+    ]
+    for m in members:
+        wait_until(m.ready, timeout=30)
+    # The parents go to two different members.
+    wait_until(lambda: sorted(shard_leases(m) for m in members) == [0, 1, 1], timeout=30)
+    entries = [{"Data": json.dumps({"n": n}).encode(), "PartitionKey": f"pk-{n}"} for n in range(200)]
+    sent = [
+        (r["ShardId"], int(r["SequenceNumber"]))
+        for r in kinesis.put_records(StreamName="events", Records=entries)["Records"]
+    ]
+    wait_until(lambda: len(delivered(files)) >= 20, timeout=30)
+    kinesis.update_shard_count(StreamName="events", TargetShardCount=1, ScalingType="UNIFORM_SCALING")
+    shards = kinesis.list_shards(StreamName="events")["Shards"]
+    [child] = [s["ShardId"] for s in shards if "EndingSequenceNumber" not in s["SequenceNumberRange"]]
+    parents = sorted({shard for shard, _ in sent})
+    wait_until(lambda: any(log_time(m, f"reading shard {child}") for m in members), timeout=60)
+    assert set(delivered(files)) >= set(sent)
+    finished = [t for m in members for p in parents if (t := log_time(m, f"shard {p} finished"))]
+    started = min(t for m in members if (t := log_time(m, f"reading shard {child}")))
+    assert len(finished) == 2 and started > max(finished), (finished, started)
