@@ -64,7 +64,8 @@ class ClusterLeases:
         metrics: ClusterMetrics | None = None,
     ) -> None:
         self._db = db
-        self.member_id = member_id
+        self.member_id: str | None = member_id
+        self._me = member_id
         self.lease_duration = lease_duration
         self.renew_every = renew_every
         self._metrics = metrics
@@ -93,7 +94,7 @@ class ClusterLeases:
         self._task = asyncio.create_task(self._beat(), name="cluster:heartbeat")
         log.info(
             "cluster member %s joined (%d live member(s); lease %.1fs, renewed every %.1fs)",
-            self.member_id,
+            self._me,
             self._members,
             self.lease_duration,
             self.renew_every,
@@ -110,15 +111,15 @@ class ClusterLeases:
         try:
             await self._db.execute(
                 "UPDATE leases SET owner = NULL, expires_at = clock_timestamp() WHERE owner = ?",
-                (self.member_id,),
+                (self._me,),
             )
-            await self._db.execute("DELETE FROM cluster_members WHERE member_id = ?", (self.member_id,))
+            await self._db.execute("DELETE FROM cluster_members WHERE member_id = ?", (self._me,))
             for hook in self.leaving_hooks:
                 await hook()
         except DATABASE_ERRORS as exc:
-            log.warning("cluster member %s could not release %d lease(s): %s", self.member_id, len(held), exc)
+            log.warning("cluster member %s could not release %d lease(s): %s", self._me, len(held), exc)
             return
-        log.info("cluster member %s left; released %d lease(s)", self.member_id, len(held))
+        log.info("cluster member %s left; released %d lease(s)", self._me, len(held))
 
     async def _beat(self) -> None:
         while True:
@@ -135,12 +136,12 @@ class ClusterLeases:
                 "INSERT INTO cluster_members (member_id, started_at, heartbeat_at) VALUES"
                 " (?, ?, clock_timestamp()) ON CONFLICT (member_id) DO UPDATE SET heartbeat_at ="
                 " clock_timestamp()",
-                (self.member_id, time.time()),
+                (self._me, time.time()),
             )
             async with self._db.execute(
                 "UPDATE leases SET expires_at = clock_timestamp() + make_interval(secs => ?)"
                 " WHERE owner = ? RETURNING source, shard, counter",
-                (self.lease_duration, self.member_id),
+                (self.lease_duration, self._me),
             ) as cursor:
                 renewed = {(r[0], r[1]): int(r[2]) for r in await cursor.fetchall()}
             for hook in self.heartbeat_hooks:
@@ -160,13 +161,13 @@ class ClusterLeases:
             if self.reachable:
                 log.error(
                     "cluster member %s cannot reach the state database; keeping %d lease(s), taking none",
-                    self.member_id,
+                    self._me,
                     len(self._held),
                 )
             self.reachable = False
             raise
         if not self.reachable:
-            log.info("cluster member %s reaches the state database again", self.member_id)
+            log.info("cluster member %s reaches the state database again", self._me)
         self.reachable = True
         self._members = max(1, int(row[0]) if row else 1)
         for key, counter in before.items():
@@ -181,7 +182,7 @@ class ClusterLeases:
                     await self._db.execute(
                         "UPDATE leases SET owner = NULL, expires_at = clock_timestamp()"
                         " WHERE source = ? AND shard = ? AND owner = ? AND counter = ?",
-                        (source, shard, self.member_id, counter),
+                        (source, shard, self._me, counter),
                     )
         self._set_gauges()
 
@@ -243,7 +244,7 @@ class ClusterLeases:
             await self._db.execute(
                 "UPDATE leases SET owner = NULL, expires_at = clock_timestamp()"
                 " WHERE source = ? AND shard = ? AND owner = ? AND counter = ?",
-                (source, shard, self.member_id, counter),
+                (source, shard, self._me, counter),
             )
 
     # --- taking leases ---------------------------------------------------------------------------
@@ -257,17 +258,17 @@ class ClusterLeases:
             rows = list(await cursor.fetchall())
         this = next((r for r in rows if r[0] == shard), None)
         # A row naming this member for a lease it does not hold is stale (lost locally): take it anew.
-        free = this is None or this[1] is None or bool(this[3]) or this[1] == self.member_id
+        free = this is None or this[1] is None or bool(this[3]) or this[1] == self._me
         if balance:
             live = [
                 r
                 for r in rows
-                if r[1] is not None and not r[3] and (r[1] != self.member_id or self._owned(source, r))
+                if r[1] is not None and not r[3] and (r[1] != self._me or self._owned(source, r))
             ]
             load: dict[str, int] = {}
             for r in live:
                 load[r[1]] = load.get(r[1], 0) + 1
-            mine = load.get(self.member_id, 0)
+            mine = load.get(self._me, 0)
             share = math.ceil((len(live) + (1 if free else 0)) / self._members)
             if mine >= share:
                 return False
@@ -288,7 +289,7 @@ class ClusterLeases:
         if counter is None:
             return False
         previous = this[1] if this is not None else None
-        if previous is not None and previous != self.member_id:
+        if previous is not None and previous != self._me:
             log.info("%s: took over the expired lease on %s from %s", source, shard, previous)
             if self._metrics is not None:
                 self._metrics.takeovers.inc()
@@ -306,7 +307,7 @@ class ClusterLeases:
             " expires_at = excluded.expires_at"
             " WHERE leases.owner IS NULL OR leases.owner = excluded.owner"
             " OR leases.expires_at < clock_timestamp() RETURNING counter",
-            (source, shard, self.member_id, self.lease_duration),
+            (source, shard, self._me, self.lease_duration),
         ) as cursor:
             row = await cursor.fetchone()
         return self._hold(source, shard, row)
@@ -317,7 +318,7 @@ class ClusterLeases:
             "UPDATE leases SET owner = ?, counter = counter + 1,"
             " expires_at = clock_timestamp() + make_interval(secs => ?)"
             " WHERE source = ? AND shard = ? AND owner = ? AND counter = ? RETURNING counter",
-            (self.member_id, self.lease_duration, source, shard, owner, counter),
+            (self._me, self.lease_duration, source, shard, owner, counter),
         ) as cursor:
             row = await cursor.fetchone()
         if self._hold(source, shard, row) is None:

@@ -76,6 +76,8 @@ class Leases(Protocol):
 
     # True when other daemons share the work (a reader reloads its checkpoint once it holds the lease).
     shared: bool
+    # This daemon's name among them (None alone).
+    member_id: str | None
 
     @property
     def retry_interval(self) -> float:
@@ -98,6 +100,7 @@ class LocalLeases:
     """The leases of a daemon alone: it owns every shard and leads every schedule."""
 
     shared = False
+    member_id: str | None = None
 
     @property
     def retry_interval(self) -> float:
