@@ -38,6 +38,7 @@ bench: $(BIN)/pipelined
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/gateway.py
 	$(BIN)/python bench/runtimes.py
+	$(BIN)/python bench/cluster.py
 
 # The fault suite with ten times the kills and records (release checks; it is in `make test` at 1x).
 faults-long: $(BIN)/pipelined
