@@ -108,6 +108,11 @@ class StateStore:
         unless `reset` deletes the state first (never a shared database's: that is the operator's).
         """
         if url is not None:
+            if reset:
+                raise StateError(
+                    "--reset-state does not apply to a shared state database (state.url): other members use "
+                    "it; reset a stream with `pipelined checkpoints reset` instead"
+                )
             return cls(await open_postgres(url), redact(url))
         if reset:
             reset_state(state_dir)
