@@ -5,7 +5,8 @@ moto and every member run as processes of their own; the members share a fresh P
 (created on --server and dropped at the end). For each member count the members start on a fresh, empty
 stream (not timed) and wait until its four shard leases are spread; then the clock runs from putting
 --records records (500 a call) until the handlers were given every record (the handler appends one
-line per batch to its member's file); with moto as the stream the put is most of that time. Ratio: records/s against one member, measured in the same run.
+line per batch to its member's file); with moto as the stream the put is most of that time.
+Ratio: records/s against one member, measured in the same run.
 Failover: two members, balanced 2/2; one is killed with SIGKILL; seconds until the other holds all four
 leases (median and max of --kills). Round trips: PostgreSQL transactions (pg_stat_database.xact_commit)
 of the one-member run divided by its batches.
