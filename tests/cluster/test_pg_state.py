@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 from pathlib import Path
 
@@ -87,3 +88,18 @@ def test_state_migrate_brings_a_new_database_to_the_current_version(pg_url: str,
     assert f"schema version {len(PG_MIGRATIONS)} (was 0;" in done.stdout
     again = run_cli("state", "migrate", "-c", str(config))
     assert f"schema version {len(PG_MIGRATIONS)} (was {len(PG_MIGRATIONS)};" in again.stdout
+
+
+async def test_dlq_on_any_member_sees_the_shared_dead_letters(pg_url: str, tmp_path: Path) -> None:
+    store = await StateStore.open(tmp_path, url=pg_url)
+    try:
+        await store.dead_letters.add(
+            [NewDeadLetter("fn", "fn/q", {"n": 7}, None, {"x": 1}, "RetryAttemptsExhausted", 3, 1.0)]
+        )
+    finally:
+        await store.close()
+    (tmp_path / "other").mkdir()
+    config = write_config(tmp_path / "other", {"fn": {"handler": "handlers.record"}}, state={"url": pg_url})
+    listed = await asyncio.to_thread(run_cli, "dlq", "list", "-c", str(config))
+    assert listed.returncode == 0, listed.stderr
+    assert "fn/q" in listed.stdout and "RetryAttemptsExhausted" in listed.stdout
