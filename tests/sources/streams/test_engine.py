@@ -388,6 +388,7 @@ class HeldElsewhere:
     """Leases of a daemon whose shards another daemon reads until `free` is set."""
 
     shared = False
+    member_id = None
     retry_interval = 0.02
 
     def __init__(self) -> None:
