@@ -22,6 +22,13 @@ test: $(BIN)/pipelined
 	@# promtool (Debian's prometheus package) checks deploy/prometheus/alerts.yaml in tests/test_deploy.py.
 	@command -v promtool >/dev/null 2>&1 \
 		|| (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null)
+	@# The cluster tests need PostgreSQL on 127.0.0.1:5432 with trust for the postgres role.
+	@pg_isready -q -h 127.0.0.1 || ( \
+		(command -v pg_ctlcluster >/dev/null || (apt-get update -qq && apt-get install -y -qq postgresql >/dev/null)) \
+		&& v=$$(ls /etc/postgresql | sort -n | tail -1) \
+		&& sed -i 's/^\(host .*127.0.0.1\/32 *\)[a-z0-9-]*$$/\1trust/' /etc/postgresql/$$v/main/pg_hba.conf \
+		&& (pg_ctlcluster $$v main start || pg_ctlcluster $$v main reload) \
+		&& for i in 1 2 3 4 5 6 7 8 9 10; do pg_isready -q -h 127.0.0.1 && break; sleep 1; done )
 	$(BIN)/ruff check pipelined tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
@@ -35,6 +42,7 @@ bench: $(BIN)/pipelined
 	$(BIN)/python bench/gateway.py
 	$(BIN)/python bench/runtimes.py
 	$(BIN)/python bench/log_store.py
+	$(BIN)/python bench/cluster.py
 
 # The fault suite with ten times the kills and records (release checks; it is in `make test` at 1x).
 faults-long: $(BIN)/pipelined

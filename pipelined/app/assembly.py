@@ -20,6 +20,7 @@ from pipelined.observe.metrics import Metrics
 from pipelined.sources.base import PushSource, Source, SourceContext
 from pipelined.sources.registry import build_source, event_type
 from pipelined.state import StateStore
+from pipelined.state.interfaces import LOCAL_LEASES
 
 # Where failure records go when neither the source nor the function names a destination.
 DEFAULT_DESTINATION = DestinationConfig(destination="sqlite")
@@ -76,6 +77,7 @@ def build_runner(
         aws=aws,
         mqtt=config.mqtt,
         metrics=source_metrics,
+        leases=state.cluster or LOCAL_LEASES,
     )
     return runner_for(function, build_source(source_config, ctx), source_config, service, state, aws, metrics)
 

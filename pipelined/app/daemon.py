@@ -21,6 +21,8 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from pipelined import __version__
 from pipelined.app.api import ApiFrontDoor
 from pipelined.app.assembly import build_function, build_runner
@@ -31,6 +33,7 @@ from pipelined.app.systemd import Notifier
 from pipelined.app.watch import Watcher
 from pipelined.aws import AwsClients
 from pipelined.config import Config, load_config
+from pipelined.config.cluster import default_member_id
 from pipelined.config.gateway import routes_of
 from pipelined.core.lambda_errors import LambdaError
 from pipelined.core.routes import RouteTable
@@ -40,6 +43,7 @@ from pipelined.functions.function import Function
 from pipelined.http.gateway import Gateway
 from pipelined.http.ops import HttpServer
 from pipelined.invoke.service import InvokeService
+from pipelined.observe.cluster_metrics import ClusterMetrics
 from pipelined.observe.emf import EmfMetrics
 from pipelined.observe.log_store import LogStore
 from pipelined.observe.logs import observe_handler_lines, setup_logging
@@ -158,7 +162,17 @@ class Daemon:
         return self.exit_code
 
     async def _startup(self) -> None:
-        self.state = await StateStore.open(self.config.state_dir, reset=self.reset_state)
+        self.state = await StateStore.open(
+            self.config.state_dir, reset=self.reset_state, url=self.config.state.url
+        )
+        if self.state.shared:
+            cluster = self.config.cluster
+            await self.state.join_cluster(
+                cluster.member_id or default_member_id(),
+                cluster.lease_duration,
+                cluster.renew_every,
+                ClusterMetrics(self.metrics.registry),
+            )
         self.aws = AwsClients(self.config.aws)
         http = self.config.http
         store = self.config.logging.store
@@ -191,6 +205,8 @@ class Daemon:
 
     def _readiness(self) -> tuple[bool, dict[str, bool], bool]:
         state_ok = self.state is not None and self.state.healthy
+        if self.state is not None and self.state.cluster is not None:
+            state_ok = state_ok and self.state.cluster.reachable
         return self._started, {runner.key: runner.healthy for runner in self.runners.values()}, state_ok
 
     async def _status(self) -> dict[str, Any]:
@@ -284,12 +300,18 @@ class Daemon:
         if self.state is not None:
             await self._close_state(self.state)
 
+    @staticmethod
+    async def _final_writes(state: StateStore) -> None:
+        # A cluster member writes its fenced checkpoints, then hands its leases over at once.
+        await state.leave_cluster()
+        await state.checkpoints.flush()
+
     async def _close_state(self, state: StateStore) -> None:
         # The last checkpoints get what is left of the shutdown budget: a full or broken disk must not
         # keep the daemon from stopping (their records are redelivered after the restart).
         try:
-            await asyncio.wait_for(asyncio.shield(state.checkpoints.flush()), self.config.shutdown_timeout)
-        except (TimeoutError, sqlite3.Error) as exc:
+            await asyncio.wait_for(asyncio.shield(self._final_writes(state)), self.config.shutdown_timeout)
+        except (TimeoutError, sqlite3.Error, psycopg.Error) as exc:
             log.error(
                 "%d checkpoint(s) could not be written to %s before shutdown (%s); their records are "
                 "delivered again after the restart",

@@ -7,7 +7,6 @@ registry — so the figures are the ones Prometheus scrapes; `render_status` pri
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 import urllib.error
 import urllib.request
@@ -45,7 +44,7 @@ async def dead_letter_counts(state: StateStore | None) -> dict[str, int] | None:
         return None
     try:
         return await state.dead_letters.counts()
-    except sqlite3.Error:
+    except Exception:  # SQLite's or PostgreSQL's: a failing store must not fail a scrape or /status
         return None
 
 

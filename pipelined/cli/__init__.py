@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from pipelined.app.assembly import build_function
+from pipelined.app.cluster_cli import run_command as run_cluster_command
 from pipelined.app.dev_commands import events_command, sample_options
 from pipelined.app.remote import api_endpoint, invoke_remote
 from pipelined.app.replay import replay_command
@@ -132,7 +133,7 @@ async def _invoke(config: Config, args: argparse.Namespace, out: TextIO, err: Te
 
 
 async def _dlq(config: Config, args: argparse.Namespace, out: TextIO) -> int:
-    state = await StateStore.open(config.state_dir)
+    state = await StateStore.open(config.state_dir, url=config.state.url)
     try:
         return await _dlq_command(state, config, args, out)
     finally:
@@ -230,7 +231,7 @@ async def _checkpoints(config: Config, args: argparse.Namespace, out: TextIO) ->
     if args.checkpoints_command == "reset":
         _check_stream_source(config, args.source)
         _refuse_if_running(config)
-    state = await StateStore.open(config.state_dir)
+    state = await StateStore.open(config.state_dir, url=config.state.url)
     try:
         if args.checkpoints_command == "reset":
             out.write(await reset_checkpoints(state, args.source, args.to, args.shard) + "\n")
@@ -314,6 +315,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_s3_setup(config, out))
         if args.command == "invoke":
             return asyncio.run(_invoke(config, args, out, err))
+        if args.command in ("state", "cluster"):
+            return asyncio.run(run_cluster_command(config, args, out))
         if args.command == "logs":
             from pipelined.app.logs_command import logs_command
 

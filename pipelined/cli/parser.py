@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from pipelined import __version__
+from pipelined.app.cluster_cli import add_commands as cluster_commands
 from pipelined.app.dev_commands import add_dev_parser, add_events_parser, add_sample_options
 from pipelined.app.replay import add_replay_parser
 from pipelined.config.sam import commands as sam_commands
@@ -75,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     purge.add_argument("--function")
     for sub in (dlq_list, dlq_show, redrive, purge):
         config_option(sub)
+
+    cluster_commands(commands, config_option)  # state migrate, cluster status
 
     add_dev_parser(commands, _Parser, config_option)
     add_replay_parser(add_events_parser(commands, _Parser), config_option)

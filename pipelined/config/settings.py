@@ -19,6 +19,7 @@ from pydantic import (
 
 from pipelined.config import runtimes
 from pipelined.config.api import ApiConfig
+from pipelined.config.cluster import ClusterConfig, StateConfig
 from pipelined.config.eventbridge import BusName, EventBridgeSource, EventBusConfig
 from pipelined.config.events import EVENT_SOURCE_CLASSES
 from pipelined.config.functions import FunctionConfig, FunctionName, Isolation
@@ -92,6 +93,10 @@ class MqttConfig(ConfigModel):
     cert_file: FilePath | None = None
     key_file: FilePath | None = None
     keepalive: Duration = Field(default=60.0, ge=0, le=65535)
+    # Several daemons subscribe as one MQTT 5 shared subscription ($share/NAME/topic): the broker splits.
+    shared_group: Annotated[str, AfterValidator(matches(r"[^/+#$]+", "a name without / + # or $"))] | None = (
+        None
+    )
 
     @field_validator("url")
     @classmethod
@@ -142,6 +147,8 @@ class Config(ConfigModel):
     """The whole configuration file: settings, sections and the functions with their events."""
 
     state_dir: ConfigPath = Field(default=Path(".pipelined"), validate_default=True)
+    state: StateConfig = StateConfig()
+    cluster: ClusterConfig = ClusterConfig()
     shutdown_timeout: Duration = Field(default=30.0, ge=0)
     http: HttpConfig = HttpConfig()
     aws: AwsConfig = AwsConfig()

@@ -149,6 +149,14 @@ class AsyncQueue:
                 if event is not None:
                     self._ready(event)
             delay = self._due[0][0] - now if self._due else None
+            orphans = self._state.async_events.orphan_interval
+            if orphans is not None:
+                # A shared queue: events of members that died come back after their claim lapsed.
+                delay = orphans if delay is None else min(delay, orphans)
+                with contextlib.suppress(Exception):
+                    for event in await self._state.async_events.orphans_due():
+                        if event.id not in self._events:
+                            self._add(event)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)

@@ -126,5 +126,7 @@ class SourceContext:
 
     @property
     def checkpointer(self) -> Checkpointer:
-        """Where stream sources keep their shards' positions: this daemon's state file."""
+        """Where stream sources keep their shards' positions: the daemon's file, or the cluster's database."""
+        if self.state.fenced is not None:
+            return self.state.fenced
         return LocalCheckpointer(self.state.checkpoints, self.state.markers)

@@ -86,6 +86,8 @@ class ScheduleEventSource:
         self._due: deque[float] = deque()
         self._next: float | None = None
         self._lock = asyncio.Lock()
+        # Several daemons share the schedule: this one fired the last tick as its leader.
+        self._leading = False
 
     def _next_after(self, ts: float) -> float | None:
         nxt = self.expression.next_after(datetime.fromtimestamp(ts, UTC), self.timezone)
@@ -160,7 +162,20 @@ class ScheduleEventSource:
         """The firing's batch, or None when another daemon leads the schedule and fires it."""
         if not await self.leases.leads_schedule(self.state_key):
             log.debug("%s: firing %s left to the schedule's leader", self.state_key, iso_seconds(fire_time))
+            self._leading = False
             return None
+        if self.leases.shared:
+            # The last fired time is the cluster's: a new leader first fires what its predecessor missed.
+            last = await self.state.schedules.last_fire(self.state_key)
+            if not self._leading:
+                self._leading = True
+                log.info("%s: this member now leads the schedule", self.state_key)
+                if last is not None:
+                    self._plan(last, self._clock())
+                    if self._due:
+                        return self._batch(self._due.popleft())
+            if last is not None and fire_time <= last:
+                return None  # fired already by the previous leader
         return self._batch(fire_time)
 
     def _batch(self, fire_time: float) -> Batch:

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
+from pipelined.state.db import Connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +23,7 @@ class ArchivedEvent:
 class ArchiveStore:
     """The `archived_events` table; each method is one transaction."""
 
-    def __init__(self, connection: aiosqlite.Connection) -> None:
+    def __init__(self, connection: Connection) -> None:
         self._db = connection
 
     async def add(self, bus: str, events: Sequence[tuple[str, float, Mapping[str, Any]]]) -> None:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
+from pipelined.state.db import Connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +35,7 @@ class EventBody:
     client_context: str | None
 
 
-def _queued(row: sqlite3.Row) -> QueuedEvent:
+def _queued(row: Any) -> QueuedEvent:
     return QueuedEvent(
         id=row["id"],
         request_id=row["request_id"],
@@ -47,6 +46,11 @@ def _queued(row: sqlite3.Row) -> QueuedEvent:
         last_error=json.loads(row["last_error"]) if row["last_error"] else None,
         policy=json.loads(row["policy"]) if row["policy"] else None,
     )
+
+
+_COLUMNS = "id, request_id, function, received_at, attempts, next_attempt_at, last_error, policy"
+# Events a cluster member takes over from members that died, per look.
+ORPHANS_PER_CLAIM = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,29 +65,95 @@ class NewEvent:
 
 
 class AsyncEventStore:
-    """The `async_events` table; each method is one transaction."""
+    """The `async_events` table; each method is one transaction.
 
-    def __init__(self, connection: aiosqlite.Connection) -> None:
+    In a cluster (PostgreSQL, `claim_as`) each event is claimed by one member: the one that accepted it,
+    or, once that member's claim lapsed (it died), the member that took it with FOR UPDATE SKIP LOCKED.
+    A member runs only the events it claims; the heartbeat renews its claims (`renew_claims`).
+    """
+
+    def __init__(self, connection: Connection) -> None:
         self._db = connection
+        self._member: str | None = None
+        self._claim_for = 0.0
+        # Seconds between looks for events whose claim lapsed (None: no other member can leave any).
+        self.orphan_interval: float | None = None
+        self._orphans_at = 0.0
+
+    def claim_as(self, member: str, claim_for: float) -> None:
+        """Share the queue with other members: claim events as `member` for `claim_for` seconds."""
+        self._member, self._claim_for = member, claim_for
+        self.orphan_interval = max(1.0, claim_for / 3)
+
+    async def renew_claims(self) -> None:
+        """Extend the claims of this member (its heartbeat)."""
+        if self._member is not None:
+            await self._db.execute(
+                "UPDATE async_events SET claim_expires_at = clock_timestamp() + make_interval(secs => ?)"
+                " WHERE claimed_by = ?",
+                (self._claim_for, self._member),
+            )
+
+    async def release_claims(self) -> None:
+        """Hand this member's events back to the queue at once (stopping)."""
+        if self._member is not None:
+            await self._db.execute(
+                "UPDATE async_events SET claimed_by = NULL, claim_expires_at = NULL WHERE claimed_by = ?",
+                (self._member,),
+            )
+
+    async def orphans_due(self) -> list[QueuedEvent]:
+        """`claim_orphans`, at most once per `orphan_interval` (the queue asks on every wake-up)."""
+        now = time.monotonic()
+        if self.orphan_interval is None or now < self._orphans_at + self.orphan_interval:
+            return []
+        self._orphans_at = now
+        return await self.claim_orphans()
+
+    async def claim_orphans(self) -> list[QueuedEvent]:
+        """Claim events no live member claims (their member died or left); oldest first."""
+        if self._member is None:
+            return []
+        async with self._db.execute(
+            "UPDATE async_events SET claimed_by = ?, claim_expires_at = clock_timestamp()"
+            " + make_interval(secs => ?) WHERE id IN (SELECT id FROM async_events WHERE claimed_by IS NULL"
+            " OR claim_expires_at < clock_timestamp() ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED)"
+            f" RETURNING {_COLUMNS}",
+            (self._member, self._claim_for, ORPHANS_PER_CLAIM),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return sorted((_queued(r) for r in rows), key=lambda e: e.id)
 
     async def add(
         self, request_id: str, function: str, payload: str, client_context: str | None = None
     ) -> QueuedEvent:
         """Persist a new event, due at once."""
         now = time.time()
-        cursor = await self._db.execute(
-            "INSERT INTO async_events (request_id, function, payload, client_context, received_at,"
-            " next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (request_id, function, payload, client_context, now, now),
-        )
-        return QueuedEvent(int(cursor.lastrowid or 0), request_id, function, now, 0, now)
+        if self._member is not None:
+            statement = self._db.execute(
+                "INSERT INTO async_events (request_id, function, payload, client_context, received_at,"
+                " next_attempt_at, claimed_by, claim_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?,"
+                " clock_timestamp() + make_interval(secs => ?)) RETURNING id",
+                (request_id, function, payload, client_context, now, now, self._member, self._claim_for),
+            )
+        else:
+            statement = self._db.execute(
+                "INSERT INTO async_events (request_id, function, payload, client_context, received_at,"
+                " next_attempt_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                (request_id, function, payload, client_context, now, now),
+            )
+        async with statement as cursor:
+            row = await cursor.fetchone()
+        return QueuedEvent(int(row[0]), request_id, function, now, 0, now)
 
     async def add_many(self, events: list[NewEvent]) -> list[QueuedEvent]:
         """Persist several new events in one statement (so all or none), due at once."""
         if not events:
             return []
         now = time.time()
-        rows = ", ".join("(?, ?, ?, ?, ?, ?, ?)" for _ in events)
+        # In a cluster the accepting member claims them (the heartbeat renews its claims).
+        claim = ", ?, clock_timestamp() + make_interval(secs => ?)" if self._member is not None else ""
+        rows = ", ".join(f"(?, ?, ?, ?, ?, ?, ?{claim})" for _ in events)
         values: list[object] = []
         for event in events:
             policy = json.dumps(event.policy) if event.policy is not None else None
@@ -95,10 +165,12 @@ class AsyncEventStore:
                 now,
                 now,
                 policy,
+                *((self._member, self._claim_for) if claim else ()),
             ]
         async with self._db.execute(
             "INSERT INTO async_events (request_id, function, payload, client_context, received_at,"
-            f" next_attempt_at, policy) VALUES {rows} RETURNING id, request_id",
+            f" next_attempt_at, policy{', claimed_by, claim_expires_at' if claim else ''}) VALUES {rows}"
+            " RETURNING id, request_id",
             values,
         ) as cursor:
             ids = {row[1]: int(row[0]) for row in await cursor.fetchall()}
@@ -108,18 +180,19 @@ class AsyncEventStore:
         ]
 
     async def pending(self) -> list[QueuedEvent]:
-        """Every event not yet settled, oldest first (without their bodies)."""
-        async with self._db.execute(
-            "SELECT id, request_id, function, received_at, attempts, next_attempt_at, last_error, policy"
-            " FROM async_events ORDER BY id"
-        ) as cursor:
+        """Every event not yet settled, oldest first (without their bodies); in a cluster, those it claims."""
+        if self._member is not None:
+            return await self.claim_orphans()
+        async with self._db.execute(f"SELECT {_COLUMNS} FROM async_events ORDER BY id") as cursor:
             rows = await cursor.fetchall()
         return [_queued(r) for r in rows]
 
     async def body(self, event_id: int) -> EventBody | None:
-        """The payload and client context of one event (None once it is settled)."""
+        """The payload and client context of one event (None once settled, or claimed by another member)."""
+        mine = " AND claimed_by = ?" if self._member is not None else ""
         async with self._db.execute(
-            "SELECT payload, client_context FROM async_events WHERE id = ?", (event_id,)
+            "SELECT payload, client_context FROM async_events WHERE id = ?" + mine,
+            (event_id, self._member) if mine else (event_id,),
         ) as cursor:
             row = await cursor.fetchone()
         return EventBody(row[0], row[1]) if row else None

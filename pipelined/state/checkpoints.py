@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiosqlite
+from pipelined.state.db import DATABASE_ERRORS, Connection
 
 log = logging.getLogger("pipelined.state")
 
@@ -36,7 +35,7 @@ class Checkpoint:
 class CheckpointStore:
     """The `checkpoints` table; each method is one transaction, `save_soon` shares one among callers."""
 
-    def __init__(self, connection: aiosqlite.Connection, path: Path) -> None:
+    def __init__(self, connection: Connection, path: Path | str) -> None:
         self._db = connection
         self._path = path
         self._pending: dict[tuple[str, str, str], Checkpoint] = {}
@@ -96,7 +95,7 @@ class CheckpointStore:
             self._pending.clear()
             try:
                 await self.save(batch)
-            except sqlite3.Error as exc:
+            except DATABASE_ERRORS as exc:
                 if self.writable:
                     log.error(
                         "cannot write %d checkpoint(s) to %s: %s; stream sources wait until they are "

@@ -4,13 +4,49 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Generator, Iterable
 from pathlib import Path
+from typing import Any, Protocol
 
 import aiosqlite
+import psycopg
 
 from pipelined.errors import StateError
 
 STATE_FILE = "state.db"
+
+# What a failed statement raises, on SQLite or on PostgreSQL.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error)
+
+
+class Cursor(Protocol):
+    """A finished statement's rows (aiosqlite's or psycopg's cursor)."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    async def fetchone(self) -> Any: ...
+
+    async def fetchall(self) -> Iterable[Any]: ...
+
+
+class Statement(Protocol):
+    """A running statement: awaited or entered, its cursor."""
+
+    def __await__(self) -> Generator[Any, None, Cursor]: ...
+
+    async def __aenter__(self) -> Cursor: ...
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any, /) -> Any: ...
+
+
+class Connection(Protocol):
+    """What the stores use of a connection: SQLite's (aiosqlite) or PostgreSQL's (postgres.Database)."""
+
+    def execute(self, sql: str, parameters: Any = ..., /) -> Statement: ...
+
+    async def close(self) -> None: ...
+
 
 # Each entry moves the schema one version up; PRAGMA user_version records how far a file has come.
 # Never edit a released migration: append a new one.

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
+from pipelined.state.db import Connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +41,7 @@ class DeadLetter:
     last_failed_at: float
 
 
-def _dead_letter(row: sqlite3.Row) -> DeadLetter:
+def _dead_letter(row: Any) -> DeadLetter:
     return DeadLetter(
         id=row["id"],
         function=row["function"],
@@ -60,7 +59,7 @@ def _dead_letter(row: sqlite3.Row) -> DeadLetter:
 class DeadLetterStore:
     """The `dead_letters` table; each method is one transaction."""
 
-    def __init__(self, connection: aiosqlite.Connection) -> None:
+    def __init__(self, connection: Connection) -> None:
         self._db = connection
 
     async def add(self, entries: Iterable[NewDeadLetter]) -> list[int]:

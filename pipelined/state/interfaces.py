@@ -74,6 +74,18 @@ class LocalCheckpointer:
 class Leases(Protocol):
     """Who reads which shard and who fires which schedule, once several daemons share the work."""
 
+    # True when other daemons share the work (a reader reloads its checkpoint once it holds the lease).
+    shared: bool
+    # This daemon's name among them (None alone).
+    member_id: str | None
+
+    @property
+    def retry_interval(self) -> float:
+        """Seconds between asking for the lease of a shard that another daemon reads."""
+
+    def holds_shard(self, source: str, shard: str) -> bool:
+        """True while the lease taken by `owns_shard` is still this daemon's (no database call)."""
+
     async def owns_shard(self, source: str, shard: str) -> bool:
         """Take or keep the lease on a shard: True while this daemon may read it."""
 
@@ -86,6 +98,18 @@ class Leases(Protocol):
 
 class LocalLeases:
     """The leases of a daemon alone: it owns every shard and leads every schedule."""
+
+    shared = False
+    member_id: str | None = None
+
+    @property
+    def retry_interval(self) -> float:
+        """Never asked again: every lease is granted at once."""
+        return 10.0
+
+    def holds_shard(self, source: str, shard: str) -> bool:
+        """Always."""
+        return True
 
     async def owns_shard(self, source: str, shard: str) -> bool:
         """Always: no other daemon reads the shard."""

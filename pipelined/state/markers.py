@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import aiosqlite
+from pipelined.state.db import Connection
 
 # The kinds in use. They are spelled as `pipelined checkpoints list` has always shown them (markers
 # used to be rows of the checkpoints table, kind as the stream, key as the shard): keep them so.
@@ -31,7 +31,7 @@ class Marker:
 class MarkerStore:
     """The `markers` table; each method is one transaction."""
 
-    def __init__(self, connection: aiosqlite.Connection) -> None:
+    def __init__(self, connection: Connection) -> None:
         self._db = connection
 
     async def get(self, source: str, kind: str, key: str) -> str | None:

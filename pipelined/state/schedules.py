@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import aiosqlite
+from pipelined.state.db import Connection
 
 
 class ScheduleStore:
     """The `schedule_state` table; each method is one transaction."""
 
-    def __init__(self, connection: aiosqlite.Connection) -> None:
+    def __init__(self, connection: Connection) -> None:
         self._db = connection
 
     async def last_fire(self, source: str) -> float | None:
@@ -23,6 +23,7 @@ class ScheduleStore:
         """Remember a settled firing; never moves the recorded time backwards."""
         await self._db.execute(
             "INSERT INTO schedule_state (source, last_fire) VALUES (?, ?) ON CONFLICT (source)"
-            " DO UPDATE SET last_fire = max(last_fire, excluded.last_fire)",
+            " DO UPDATE SET last_fire = CASE WHEN excluded.last_fire > schedule_state.last_fire"
+            " THEN excluded.last_fire ELSE schedule_state.last_fire END",
             (source, fire_time),
         )

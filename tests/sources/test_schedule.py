@@ -124,8 +124,15 @@ async def test_a_past_at_schedule_never_fires(state: StateStore) -> None:
 class Follower:
     """The leases of a daemon that leads no schedule."""
 
+    shared = True
+    member_id = "follower"
+    retry_interval = 1.0
+
     def __init__(self) -> None:
         self.asked: list[str] = []
+
+    def holds_shard(self, source: str, shard: str) -> bool:
+        return False
 
     async def owns_shard(self, source: str, shard: str) -> bool:
         return False

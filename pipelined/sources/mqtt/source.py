@@ -273,9 +273,17 @@ def retry_policy_for(cfg: MqttSource | S3Source) -> RetryPolicy:
 
 
 def session_for(ctx: SourceContext, name: str, topic: str, qos: int, in_flight: int) -> MqttConnection:
-    """The persistent session of one source; its client id is unique per function and source."""
+    """The persistent session of one source; its client id is unique per function and source.
+
+    With `mqtt.shared_group` the source subscribes as a member of an MQTT 5 shared subscription, so the
+    broker splits the topic between the daemons of a cluster; each member's session has its own id.
+    """
     key = f"{ctx.function.name}/{name}"
     client_id = f"{ctx.mqtt.client_id}-{ctx.function.name}-{name}"
+    if ctx.mqtt.shared_group is not None:
+        topic = f"$share/{ctx.mqtt.shared_group}/{topic}"
+        if ctx.leases.member_id is not None:
+            client_id += f"-{ctx.leases.member_id}"
     return MqttConnection(ctx.mqtt, key, client_id, topic, qos, in_flight, ctx.state)
 
 

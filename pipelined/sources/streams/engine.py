@@ -196,6 +196,8 @@ class StreamSource(PushSourceBase):
                 log.warning("%s: shard discovery failed (%s); retrying", self.key, exc)
                 continue
             self._failing.discard("discovery")
+            if self.leases.shared:
+                await self._learn_finished()
             for shard in shards:
                 if shard.shard_id not in self._shards:
                     log.info(
@@ -203,6 +205,16 @@ class StreamSource(PushSourceBase):
                     )
             self._shards = {s.shard_id: s for s in shards}
             self._reconcile()
+
+    async def _learn_finished(self) -> None:
+        """Shards other members finished (their children may start here)."""
+        try:
+            stored = await self.checkpointer.load(self.key, self.stream_arn)
+        except Exception as exc:  # the database away: try again at the next discovery
+            log.debug("%s: cannot read the shared checkpoints (%s)", self.key, exc)
+            return
+        self._stored.update(stored)
+        self._finished |= {shard for shard, value in stored.items() if value == SHARD_END}
 
     def _reconcile(self) -> None:
         """Start a reader for every shard whose parents are finished; tell running readers the news."""
@@ -264,6 +276,11 @@ class StreamSource(PushSourceBase):
         if self._tasks.get(shard_id) is task:
             del self._tasks[shard_id]
         if task.cancelled() or task.exception() is None:
+            reader = self._readers.get(shard_id)
+            if reader is not None and reader.lost_lease:
+                # Another member reads it now; a new reader waits to take the lease back if it frees.
+                del self._readers[shard_id]
+                self._discover_now.set()
             return
         reader = self._readers.pop(shard_id, None)
         if reader is not None and reader.checkpoint is not None:

@@ -26,6 +26,7 @@ from pipelined.sources.streams.model import (
     StreamAdapter,
     StreamRecord,
     is_sequence_number,
+    parse_checkpoint,
 )
 from pipelined.state import Checkpoint
 from pipelined.state.interfaces import Checkpointer, Leases
@@ -38,8 +39,6 @@ MAX_BATCH_BYTES = 6_000_000
 MAX_BUFFER_BYTES = 64_000_000
 # Backoff after a failed API call or a batch left unfinished doubles up to this many seconds.
 MAX_BACKOFF = 30.0
-# Seconds between asking for the lease of a shard that another daemon reads.
-LEASE_RETRY = 10.0
 # A call unanswered for this long (an endpoint that accepts and never answers) makes the source unready.
 STALL_AFTER = 4.0
 
@@ -92,6 +91,8 @@ class ShardReader:
         self._call_started: float | None = None
         # The last checkpoint handed to the state store (for logs and tests).
         self.checkpoint: str | None = None
+        # Set when another member took the shard's lease: the engine starts a new reader for it.
+        self.lost_lease = False
 
     def update(self, shard: ShardInfo) -> None:
         """Take in what discovery learned; the shard may have closed meanwhile."""
@@ -110,17 +111,40 @@ class ShardReader:
             if self._stopped:
                 return
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), LEASE_RETRY)
+                await asyncio.wait_for(self._wake.wait(), self._leases.retry_interval)
             self._wake.clear()
         try:
+            if self._leases.shared and not await self._resume_shared():
+                return
             await self._read()
         finally:
             await self._leases.release_shard(key, self.shard_id)
 
+    async def _resume_shared(self) -> bool:
+        """Start where the lease's last holder left off; False if it finished the shard."""
+        s = self._settings
+        stored = (await self._checkpointer.load(s.source_key, s.stream_arn)).get(self.shard_id)
+        if stored is not None and (position := parse_checkpoint(stored)) is None:
+            self._hooks.shard_finished(self.shard_id)
+            return False
+        if stored is not None and position is not None:
+            self._start = position
+            self._skip_before = position.timestamp if position.kind == "AT_TIMESTAMP" else None
+        return True
+
+    def _lease_gone(self) -> bool:
+        if self._leases.holds_shard(self._settings.source_key, self.shard_id):
+            return False
+        self.lost_lease = self._stopped = True
+        log.warning(
+            "%s: shard %s: stopped reading, its lease is gone", self._settings.source_key, self.shard_id
+        )
+        return True
+
     async def _read(self) -> None:
         log.info("%s: reading shard %s from %s", self._settings.source_key, self.shard_id, self._start)
         iterator: str | None = None
-        while not self._stopped:
+        while not self._stopped and not self._lease_gone():
             if self._wants_records() and time.monotonic() >= self._next_fetch:
                 iterator = await self._fetch(iterator)
             self._dispatch()
@@ -273,7 +297,7 @@ class ShardReader:
         return max(lane.not_before, lane.since + window)
 
     def _dispatch(self) -> None:
-        if self._stopped:
+        if self._stopped or self._lease_gone():
             return
         now = time.monotonic()
         for index, lane in enumerate(self._lanes):
@@ -386,5 +410,7 @@ class ShardReader:
         await self._checkpointer.save_durably(
             Checkpoint(s.source_key, s.stream_arn, self.shard_id, SHARD_END)
         )
+        if self._lease_gone():
+            return  # refused: the lease's new holder finishes the shard
         log.info("%s: shard %s finished", self._settings.source_key, self.shard_id)
         self._hooks.shard_finished(self.shard_id)

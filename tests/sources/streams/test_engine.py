@@ -15,7 +15,6 @@ import pytest
 
 from pipelined.core.records import Batch, Outcome, Record
 from pipelined.core.timestamps import iso_millis
-from pipelined.sources.streams import shard_reader
 from pipelined.sources.streams.engine import StreamSource, reset_checkpoints
 from pipelined.sources.streams.model import (
     DataTrimmedError,
@@ -387,10 +386,17 @@ async def test_reset_to_trim_horizon_replays_and_reset_to_a_sequence_number_resu
 class HeldElsewhere:
     """Leases of a daemon whose shards another daemon reads until `free` is set."""
 
+    shared = False
+    member_id = None
+    retry_interval = 0.02
+
     def __init__(self) -> None:
         self.free = False
         self.asked = 0
         self.released: list[str] = []
+
+    def holds_shard(self, source: str, shard: str) -> bool:
+        return self.free
 
     async def owns_shard(self, source: str, shard: str) -> bool:
         self.asked += 1
@@ -404,9 +410,8 @@ class HeldElsewhere:
 
 
 async def test_a_shard_leased_by_another_daemon_is_read_once_its_lease_is_free(
-    state: StateStore, monkeypatch: pytest.MonkeyPatch
+    state: StateStore,
 ) -> None:
-    monkeypatch.setattr(shard_reader, "LEASE_RETRY", 0.02)
     fake = FakeStream()
     fake.add_shard("s0")
     seq = fake.put("s0", "k")
