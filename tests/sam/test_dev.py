@@ -131,3 +131,23 @@ def test_schedule_sample_fires_with_overridden_parameters(tmp_path: Path, dev: C
     proc = dev(template, "--parameter-overrides", "Rate='rate(1 second)' Stage=prod")
     wait_until(lambda: _events(template), timeout=15, message=f"a firing; log:\n{proc.logs()}")
     assert _events(template)[0] == {"stage": "prod", "source": "schedule"}
+
+
+def test_eventbridge_sample_runs_for_matching_put_events(tmp_path: Path, dev: Callable[..., SamDev]) -> None:
+    template = sam_app(tmp_path, "eventbridge")
+    proc = dev(template)
+    events = boto3.client(
+        "events",
+        endpoint_url=f"http://127.0.0.1:{proc.api_port}",
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    entries = [
+        {"Source": "shop.orders", "DetailType": "OrderShipped", "Detail": json.dumps({"id": 1})},
+        {"Source": "shop.orders", "DetailType": "OrderPlaced", "Detail": json.dumps({"id": 2})},
+    ]
+    assert events.put_events(Entries=entries)["FailedEntryCount"] == 0
+    wait_until(lambda: _events(template), message=f"the matching event; log:\n{proc.logs()}")
+    (event,) = [e for e in _events(template) if e.get("source") == "shop.orders"]
+    assert event["detail-type"] == "OrderPlaced" and event["detail"] == {"id": 2}

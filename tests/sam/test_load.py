@@ -13,6 +13,7 @@ from pipelined.cli import main
 from pipelined.config import (
     ApiSource,
     DynamoDBStreamSource,
+    EventBridgeSource,
     FunctionUrlSource,
     HttpApiSource,
     KinesisSource,
@@ -21,7 +22,6 @@ from pipelined.config import (
     load_config,
 )
 from pipelined.config.sam import convert_template, load_sam
-from pipelined.config.sam import events as sam_events
 from pipelined.errors import ConfigError
 from tests.sam.support import FIXTURES
 
@@ -118,8 +118,6 @@ def test_unsupported_property_is_reported_once_with_its_line(
     left_out = "not supported (left out)"
     assert err.splitlines() == [
         f"{path}:5: Globals.Api: {left_out}: only Globals.Function is applied",
-        f"{path}:13: Resources.Fn.Properties.Tracing: {left_out}: "
-        "tracing is not configurable per function yet",
         f"{path}:14: Resources.Fn.Properties.VpcConfig: {left_out}: the function uses this machine's network",
         f"{path}:17: Resources.Fn.Properties.Events.Topic.Type: {left_out}: "
         "pipelined has no SNS event source",
@@ -127,6 +125,29 @@ def test_unsupported_property_is_reported_once_with_its_line(
         "pipelined has no tumbling windows",
         f"{path}:23: Resources.Role.Type: {left_out}: IAM: pipelined does not enforce permissions",
     ]
+
+
+def test_tracing_active_exports_spans_only_with_an_otlp_endpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = """
+        Transform: AWS::Serverless-2016-10-31
+        {metadata}
+        Resources:
+          Fn:
+            Type: AWS::Serverless::Function
+            Properties: {{CodeUri: src/, Handler: app.handler, Tracing: Active}}
+        """
+    path = _write(tmp_path, text.format(metadata=""))
+    assert main(["validate", "--sam", str(path)]) == 0
+    assert (
+        "Tracing: not supported (left out): set Metadata.pipelined.tracing.otlp_endpoint"
+        in capsys.readouterr().err
+    )
+    assert load_sam(path).config.functions["Fn"].tracing == "pass_through"
+    metadata = "Metadata: {pipelined: {tracing: {otlp_endpoint: 'http://127.0.0.1:4318'}}}"
+    path = _write(tmp_path, text.format(metadata=metadata))
+    assert load_sam(path).config.functions["Fn"].tracing == "active"
 
 
 def test_invalid_values_are_reported_at_their_template_lines(tmp_path: Path) -> None:
@@ -301,15 +322,13 @@ def test_function_properties_globals_layers_and_events(tmp_path: Path) -> None:
     assert loaded.declared.tables["Table"]["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
 
 
-def test_eventbridge_rules_are_listed_until_pipelined_has_the_source(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+def test_eventbridge_rules_become_eventbridge_sources(capsys: pytest.CaptureFixture[str]) -> None:
     template = FIXTURES / "eventbridge" / "template.yaml"
     assert main(["validate", "--sam", str(template)]) == 0
-    assert capsys.readouterr().err == (
-        f"{template}:14: Resources.OrderEventsFunction.Properties.Events.OrderPlaced.Type: not supported "
-        "(left out): EventBridgeRule events need pipelined's eventbridge event source (not there yet)\n"
-    )
+    assert capsys.readouterr().err == ""
+    rule = load_sam(template).config.functions["OrderEventsFunction"].events[0]
+    assert isinstance(rule, EventBridgeSource) and rule.name == "OrderPlaced"
+    assert rule.pattern == {"source": ["shop.orders"], "detail-type": ["OrderPlaced"]}
 
 
 @pytest.mark.parametrize("sample", SAMPLES)
@@ -390,11 +409,7 @@ def test_converted_file_keeps_literal_dollar_braces(
     assert load_sam(path).config.functions["Fn"].environment == expected
 
 
-def test_eventbridge_mapping_gives_the_eventbridge_source_shape(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Checked on the converted data: the `eventbridge` model itself arrives with issue 15.
-    monkeypatch.setattr(sam_events, "EVENTBRIDGE_SUPPORTED", True)
+def test_eventbridge_mapping_gives_the_eventbridge_source_shape(tmp_path: Path) -> None:
     path = _write(
         tmp_path,
         """

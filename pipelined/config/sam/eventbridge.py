@@ -1,7 +1,6 @@
 """SAM's `EventBridgeRule` and `CloudWatchEvent` events as pipelined's `type: eventbridge` rules.
 
-Off until pipelined has the eventbridge event source (issue 15): while EVENTBRIDGE_SUPPORTED is
-False these events are listed as unsupported, with their line, and the function runs without them.
+A bus the rule names (`EventBusName`) is added to `event_buses` (docs/eventbridge.md).
 """
 
 from __future__ import annotations
@@ -10,9 +9,6 @@ from typing import Any
 
 from pipelined.config.sam.conversion import Conversion, truthy
 from pipelined.config.types import Loc
-
-# Switch on once `type: eventbridge` and `event_buses:` are in pipelined/config (issue 15).
-EVENTBRIDGE_SUPPORTED = False
 
 _REASONS = {
     "RuleName": "metadata only",

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipelined.config.sam.conversion import Conversion, Rule, truthy
-from pipelined.config.sam.eventbridge import EVENTBRIDGE_SUPPORTED, map_eventbridge
+from pipelined.config.sam.eventbridge import map_eventbridge
 from pipelined.config.sam.resources import BUCKET, TABLE
 from pipelined.config.types import Loc
 
@@ -126,11 +126,6 @@ def map_events(conv: Conversion, function_id: str, name: str, events: Any, path:
             continue
         props_path: Loc = (*at, "Properties")
         if kind in ("EventBridgeRule", "CloudWatchEvent"):
-            if not EVENTBRIDGE_SUPPORTED:
-                conv.skip(
-                    (*at, "Type"), f"{kind} events need pipelined's eventbridge event source (not there yet)"
-                )
-                continue
             target = map_eventbridge(conv, properties, props_path, loc)
         elif kind in _TYPES:
             target = {}

@@ -26,13 +26,39 @@ _REASONS = {
     "KmsKeyArn": "environment variables are not encrypted",
     "EphemeralStorage": "the function uses this machine's /tmp",
     "LoggingConfig": "logs follow pipelined's `logging` settings",
-    "Tracing": "tracing is not configurable per function yet",
     "CodeSigningConfigArn": "code is not signed",
     "FileSystemConfigs": "use a local directory",
     "SnapStart": "no snapshots: a cold start imports the handler",
     "RuntimeManagementConfig": "the runtime is this machine's",
 }
 _GLOBAL_SECTIONS = {"Function"}
+
+
+_TRACING = {"Active": "active", "PassThrough": "pass_through"}
+
+
+def _tracing(
+    conv: Conversion,
+    properties: dict[str, Any],
+    paths: dict[str, Loc],
+    fn: dict[str, Any],
+    loc: Loc,
+    used: set[str],
+) -> None:
+    """`Tracing: Active | PassThrough` as `tracing:`; Active exports spans only with an OTLP endpoint set."""
+    if "Tracing" not in properties:
+        return
+    used.add("Tracing")
+    value = conv.resolve(properties["Tracing"], paths["Tracing"])
+    if value not in _TRACING:
+        conv.problem(paths["Tracing"], f"expected Active or PassThrough, got {value!r}")
+        return
+    settings = conv.data.get("tracing")
+    if value == "Active" and not (isinstance(settings, dict) and settings.get("otlp_endpoint")):
+        # X-Ray has nowhere to go here: the handler still gets its trace header, as with PassThrough.
+        conv.skip(paths["Tracing"], "set Metadata.pipelined.tracing.otlp_endpoint to export spans over OTLP")
+        return
+    conv.put(fn, loc, "tracing", _TRACING[value], paths["Tracing"], note="Tracing")
 
 
 def function_properties(conv: Conversion, logical_id: str) -> tuple[dict[str, Any], dict[str, Loc]]:
@@ -120,6 +146,7 @@ def map_function(conv: Conversion, logical_id: str) -> tuple[str, dict[str, Any]
     _layers(conv, properties, paths, fn, loc, used)
     _provisioned(conv, properties, paths, fn, loc, used)
     _async(conv, properties, paths, fn, loc, used)
+    _tracing(conv, properties, paths, fn, loc, used)
     events = map_events(conv, logical_id, name, properties.get("Events"), paths.get("Events", ()))
     if "FunctionUrlConfig" in properties:
         used.add("FunctionUrlConfig")
