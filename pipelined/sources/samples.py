@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from pipelined.core.apigw_events import ApiContext, HttpRequest, api_id, http_event, rest_event
+from pipelined.core.eventbridge_events import EntryError, envelope, parse_entry
 from pipelined.core.identity import DEFAULT_ACCOUNT_ID, new_request_id, role_arn, rule_arn
 from pipelined.core.records import Batch, Record
 from pipelined.core.routes import ApiKind, Route, RouteMatch
@@ -176,6 +177,19 @@ def _schedule(options: SampleOptions) -> Any:
     )
 
 
+def _eventbridge(options: SampleOptions) -> Any:
+    # What `put_events` would send, --body as its Detail (a JSON object).
+    raw = {
+        "Source": "sample.app",
+        "DetailType": "Sample Event",
+        "Detail": options.body or "{}",
+    }
+    entry = parse_entry(raw)
+    if isinstance(entry, EntryError):
+        raise UsageError(f"eventbridge sample: --body: {entry.message}")
+    return envelope(entry, str(uuid.uuid4()), options.account, options.region, time.time())
+
+
 def _request(options: SampleOptions, api: ApiKind) -> tuple[HttpRequest, RouteMatch, ApiContext]:
     method = (options.method or ("POST" if options.body is not None else "GET")).upper()
     path, _, query = (options.path or "/hello").partition("?")
@@ -215,6 +229,7 @@ SAMPLES: dict[str, Sample] = {
     "dynamodb": Sample(_dynamodb, "a DynamoDB stream INSERT (--body: the item as a JSON object)"),
     "kinesis": Sample(_kinesis, "a Kinesis batch of one record (--body: its data)"),
     "schedule": Sample(_schedule, "an EventBridge Scheduled Event"),
+    "eventbridge": Sample(_eventbridge, "an EventBridge event from a bus (--body: its detail)"),
     "api": Sample(_api, "an API Gateway REST API request, payload 1.0 (--method, --path, --body)"),
     "http-api": Sample(_http_api, "an API Gateway HTTP API request, payload 2.0 (--method, --path, --body)"),
 }

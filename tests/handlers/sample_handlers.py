@@ -40,6 +40,11 @@ def schedule(event, context):
     return {"detail_type": event.detail_type, "source": event.source}
 
 
+@event_parser(model=EventBridgeModel)
+def eventbridge(event, context):
+    return {"detail_type": event.detail_type, "source": event.source, "detail": event.detail}
+
+
 @event_parser(model=APIGatewayProxyEventModel)
 def api(event, context):
     return {"method": event.httpMethod, "path": event.path, "body": event.body}

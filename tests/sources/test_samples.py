@@ -28,6 +28,7 @@ MODELS: dict[str, Any] = {
     "dynamodb": DynamoDBStreamModel,
     "kinesis": KinesisDataStreamModel,
     "schedule": EventBridgeModel,
+    "eventbridge": EventBridgeModel,
     "api": APIGatewayProxyEventModel,
     "http-api": APIGatewayProxyEventV2Model,
 }
@@ -38,6 +39,7 @@ EXPECTED: dict[str, Any] = {
     "dynamodb": {"new_images": [{"n": "1"}]},  # powertools reads N as a Decimal, printed as a string
     "kinesis": {"data": ['{"n": 1}']},
     "schedule": {"detail_type": "Scheduled Event", "source": "aws.events"},
+    "eventbridge": {"detail_type": "Sample Event", "source": "sample.app", "detail": {"n": 1}},
     "api": {"method": "PUT", "path": "/orders/7", "body": '{"n": 1}'},
     "http-api": {"method": "PUT", "path": "/orders/7", "body": '{"n": 1}'},
 }
@@ -97,5 +99,7 @@ def test_bad_sample_options_are_one_clear_line(capsys: pytest.CaptureFixture[str
     assert code == 2 and "--body: a DynamoDB item needs a JSON object" in err
     code, _, err = _run(capsys, "events", "generate", "api", "--path", "orders")
     assert code == 2 and "--path: must start with '/'" in err
+    code, _, err = _run(capsys, "events", "generate", "eventbridge", "--body", "[1]")
+    assert code == 2 and "--body: Detail is malformed: it must be a JSON object." in err
     code, _, err = _run(capsys, "events", "generate", "carrier-pigeon")
     assert code == 2 and "invalid choice: 'carrier-pigeon'" in err
