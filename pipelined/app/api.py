@@ -43,7 +43,7 @@ class ApiFrontDoor:
         self.queue.sender = RecordSender(state, aws, self.queue.enqueue)
         self.tail = LogTail()
         self.api = LambdaApi(service, self.queue, self.tail, metrics, lambda: config().source_path)
-        self.events = EventBridgeApi(config, state, self.queue, metrics)
+        self.events = EventBridgeApi(config, state, self.queue, metrics, self.api.account)
         self.server: ApiServer | None = None
         self._metrics = metrics
 

@@ -84,13 +84,18 @@ class AsyncQueue:
         self._scheduler = asyncio.create_task(self._schedule(), name="async-queue")
 
     async def submit(
-        self, function: str, payload: str, request_id: str | None = None, client_context: str | None = None
+        self,
+        function: str,
+        payload: str,
+        request_id: str | None = None,
+        client_context: str | None = None,
+        trace: str | None = None,
     ) -> str:
         """Persist one event (before the caller answers 202) and queue it; QueueFullError when full."""
         if len(self._events) >= self.max_events:
             raise QueueFullError(f"the asynchronous invocation queue is full ({self.max_events} events)")
         request_id = request_id or new_request_id()
-        event = await self._state.async_events.add(request_id, function, payload, client_context)
+        event = await self._state.async_events.add(request_id, function, payload, client_context, trace)
         self._metrics.async_events_received.labels(function).inc()
         self._add(event)
         return request_id
@@ -219,7 +224,9 @@ class AsyncQueue:
         self._metrics.async_event_age.labels(function.name).observe(age)
         payload = json.loads(body.payload) if body.payload else {}
         client_context = json.loads(body.client_context) if body.client_context else None
-        result = await self._caller(function).invoke(payload, event.request_id, client_context)
+        result = await self._caller(function).invoke(
+            payload, event.request_id, client_context, trace_id=body.trace or ""
+        )
         attempts = event.attempts + 1
         if result.error is None:
             target = settings.destinations.on_success

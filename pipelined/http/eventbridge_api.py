@@ -30,6 +30,7 @@ from pipelined.core.eventbridge_events import (
     parse_entry,
 )
 from pipelined.core.identity import new_request_id
+from pipelined.core.tracing import parse_xray
 from pipelined.dispatch.async_queue import AsyncQueue, QueueFullError
 from pipelined.http.aws_errors import ApiError
 from pipelined.observe.metrics import Metrics
@@ -64,9 +65,15 @@ class EventBridgeApi:
     """The EventBridge operations over the daemon's buses (from the YAML) and its async queue."""
 
     def __init__(
-        self, config: Callable[[], Config], state: StateStore, queue: AsyncQueue | None, metrics: Metrics
+        self,
+        config: Callable[[], Config],
+        state: StateStore,
+        queue: AsyncQueue | None,
+        metrics: Metrics,
+        account: Callable[[], str] | None = None,
     ) -> None:
         self._config = config
+        self._account = account
         self.state = state
         self.queue = queue
         self._expired_at: dict[str, float] = {}
@@ -90,7 +97,8 @@ class EventBridgeApi:
         """The buses and rules of the current configuration (rebuilt after a reload)."""
         config = self._config()
         if self._router is None or self._router_of is not config:
-            self._router, self._router_of = EventRouter(config), config
+            account = self._account() if self._account is not None else None
+            self._router, self._router_of = EventRouter(config, account), config
         return self._router
 
     def route(self, fallback: Handler) -> web.RouteDef:
@@ -174,10 +182,14 @@ class EventBridgeApi:
                 continue
             event_id = new_request_id()
             event = envelope(item, event_id, router.account, router.region, now)
+            # The entry's X-Ray TraceHeader continues its trace in each target's invocation.
+            trace = item.trace_header if item.trace_header and parse_xray(item.trace_header) else None
             for delivery in router.route(item.bus, event, now):
                 payload = json.dumps(delivery.payload)
                 policy = delivery.rule.policy.to_json()
-                queued.append(NewEvent(new_request_id(), delivery.rule.function, payload, policy=policy))
+                queued.append(
+                    NewEvent(new_request_id(), delivery.rule.function, payload, policy=policy, trace=trace)
+                )
                 matched.append((item.bus, delivery.rule.name))
             if router.buses[item.bus].config.archive is not None:
                 archived.setdefault(item.bus, []).append((event_id, item.time or now, event))

@@ -107,7 +107,7 @@ class LambdaApi:
         function = self.service.functions.get(name)
         if function is None or qualifier not in (None, VERSION):
             region = function.identity.region if function else self._region()
-            account = function.identity.account if function else self._account()
+            account = function.identity.account if function else self.account()
             arn = function_arn(region, account, name) + (f":{qualifier}" if qualifier else "")
             raise not_found(arn)
         self._loaded.setdefault(function, time.time())
@@ -116,7 +116,8 @@ class LambdaApi:
     def _region(self) -> str:
         return next((f.identity.region for f in self.service.functions.values()), "us-east-1")
 
-    def _account(self) -> str:
+    def account(self) -> str:
+        """The daemon's account id, as its functions carry it."""
         # Every function carries the daemon's one account id (AwsClients.account_id).
         return next((f.identity.account for f in self.service.functions.values()), DEFAULT_ACCOUNT_ID)
 
@@ -163,7 +164,8 @@ class LambdaApi:
         event = _parse_payload(body)
         client_context = _client_context(request.headers.get("X-Amz-Client-Context"))
         if kind == "Event":
-            return await self._enqueue(function, body, event, client_context, request_id)
+            trace = http_trace_id(request.headers) or None
+            return await self._enqueue(function, body, event, client_context, request_id, trace)
         tail = request.headers.get("X-Amz-Log-Type") == "Tail"
         if tail:
             self.tail.watch(request_id)
@@ -211,7 +213,13 @@ class LambdaApi:
         return web.Response(status=200, body=payload, content_type="application/json", headers=headers)
 
     async def _enqueue(
-        self, function: Function, body: bytes, event: Any, client_context: Any, request_id: str
+        self,
+        function: Function,
+        body: bytes,
+        event: Any,
+        client_context: Any,
+        request_id: str,
+        trace: str | None,
     ) -> web.Response:
         if self.queue is None:
             raise ApiError(500, "ServiceException", "the asynchronous invocation queue is not running")
@@ -221,6 +229,7 @@ class LambdaApi:
                 _payload_text(body, event),
                 request_id,
                 json.dumps(client_context) if client_context is not None else None,
+                trace,
             )
         except QueueFullError as exc:
             raise ApiError(

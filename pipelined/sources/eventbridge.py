@@ -83,9 +83,10 @@ def rule_name(function: str, event: str) -> str:
 class EventRouter:
     """The buses and rules of one configuration."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, account: str | None = None) -> None:
         self.region = config.aws.region
-        self.account = DEFAULT_ACCOUNT_ID
+        # The daemon's one account id (AwsClients.account_id), as in every other ARN.
+        self.account = account or config.aws.account_id or DEFAULT_ACCOUNT_ID
         rules: dict[str, list[Rule]] = {DEFAULT_BUS: []}
         for name in config.event_buses:
             rules.setdefault(name, [])

@@ -33,6 +33,8 @@ class EventBody:
 
     payload: str
     client_context: str | None
+    # The X-Ray trace header it arrived with, if any.
+    trace: str | None = None
 
 
 def _queued(row: Any) -> QueuedEvent:
@@ -62,6 +64,7 @@ class NewEvent:
     payload: str
     client_context: str | None = None
     policy: Mapping[str, Any] | None = None
+    trace: str | None = None
 
 
 class AsyncEventStore:
@@ -125,22 +128,37 @@ class AsyncEventStore:
         return sorted((_queued(r) for r in rows), key=lambda e: e.id)
 
     async def add(
-        self, request_id: str, function: str, payload: str, client_context: str | None = None
+        self,
+        request_id: str,
+        function: str,
+        payload: str,
+        client_context: str | None = None,
+        trace: str | None = None,
     ) -> QueuedEvent:
         """Persist a new event, due at once."""
         now = time.time()
         if self._member is not None:
             statement = self._db.execute(
                 "INSERT INTO async_events (request_id, function, payload, client_context, received_at,"
-                " next_attempt_at, claimed_by, claim_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?,"
+                " next_attempt_at, trace, claimed_by, claim_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?,"
                 " clock_timestamp() + make_interval(secs => ?)) RETURNING id",
-                (request_id, function, payload, client_context, now, now, self._member, self._claim_for),
+                (
+                    request_id,
+                    function,
+                    payload,
+                    client_context,
+                    now,
+                    now,
+                    trace,
+                    self._member,
+                    self._claim_for,
+                ),
             )
         else:
             statement = self._db.execute(
                 "INSERT INTO async_events (request_id, function, payload, client_context, received_at,"
-                " next_attempt_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-                (request_id, function, payload, client_context, now, now),
+                " next_attempt_at, trace) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                (request_id, function, payload, client_context, now, now, trace),
             )
         async with statement as cursor:
             row = await cursor.fetchone()
@@ -153,7 +171,7 @@ class AsyncEventStore:
         now = time.time()
         # In a cluster the accepting member claims them (the heartbeat renews its claims).
         claim = ", ?, clock_timestamp() + make_interval(secs => ?)" if self._member is not None else ""
-        rows = ", ".join(f"(?, ?, ?, ?, ?, ?, ?{claim})" for _ in events)
+        rows = ", ".join(f"(?, ?, ?, ?, ?, ?, ?, ?{claim})" for _ in events)
         values: list[object] = []
         for event in events:
             policy = json.dumps(event.policy) if event.policy is not None else None
@@ -165,12 +183,13 @@ class AsyncEventStore:
                 now,
                 now,
                 policy,
+                event.trace,
                 *((self._member, self._claim_for) if claim else ()),
             ]
+        claimed = ", claimed_by, claim_expires_at" if claim else ""
         async with self._db.execute(
             "INSERT INTO async_events (request_id, function, payload, client_context, received_at,"
-            f" next_attempt_at, policy{', claimed_by, claim_expires_at' if claim else ''}) VALUES {rows}"
-            " RETURNING id, request_id",
+            f" next_attempt_at, policy, trace{claimed}) VALUES {rows} RETURNING id, request_id",
             values,
         ) as cursor:
             ids = {row[1]: int(row[0]) for row in await cursor.fetchall()}
@@ -191,11 +210,11 @@ class AsyncEventStore:
         """The payload and client context of one event (None once settled, or claimed by another member)."""
         mine = " AND claimed_by = ?" if self._member is not None else ""
         async with self._db.execute(
-            "SELECT payload, client_context FROM async_events WHERE id = ?" + mine,
+            "SELECT payload, client_context, trace FROM async_events WHERE id = ?" + mine,
             (event_id, self._member) if mine else (event_id,),
         ) as cursor:
             row = await cursor.fetchone()
-        return EventBody(row[0], row[1]) if row else None
+        return EventBody(row[0], row[1], row[2]) if row else None
 
     async def failed_attempt(
         self, event_id: int, next_attempt_at: float, error: Mapping[str, Any] | None

@@ -125,6 +125,11 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX archived_events_time ON archived_events (bus, event_time);
     """,
+    # The trace header an asynchronous invocation arrived with (Invoke's X-Amzn-Trace-Id, PutEvents'
+    # TraceHeader): the handler's _X_AMZN_TRACE_ID continues that trace.
+    """
+    ALTER TABLE async_events ADD COLUMN trace TEXT;
+    """,
 )
 
 

@@ -80,6 +80,10 @@ PG_MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX archived_events_time ON archived_events (bus, event_time);
     """,
+    # SQLite's migration 6: the trace header of an asynchronous invocation.
+    """
+    ALTER TABLE async_events ADD COLUMN trace TEXT;
+    """,
 )
 
 _QMARK = re.compile(r"\?")

@@ -379,8 +379,9 @@ def test_a_rules_sqs_dead_letter_receives_the_event_with_the_rule_and_error_as_a
     assert body["id"] == answer["Entries"][0]["EventId"] and body["detail"] == {"n": 5}
     attributes = {k: v["StringValue"] for k, v in messages[0]["MessageAttributes"].items()}
     assert attributes == {
-        "RULE_ARN": "arn:aws:events:us-east-1:000000000000:rule/jobs/broken-once",
-        "TARGET_ARN": "arn:aws:lambda:us-east-1:000000000000:function:broken",
+        # The endpoint's own account (moto's), as in every ARN the daemon makes.
+        "RULE_ARN": "arn:aws:events:us-east-1:123456789012:rule/jobs/broken-once",
+        "TARGET_ARN": "arn:aws:lambda:us-east-1:123456789012:function:broken",
         "ERROR_CODE": "RuntimeError",
         "ERROR_MESSAGE": "cannot handle 5",
         "EXHAUSTED_RETRY_CONDITION": "MaximumRetryAttempts",

@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -86,7 +87,10 @@ def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DaemonPro
             "traced": {
                 "handler": "tracing_handlers.trace",
                 "tracing": "active",
-                "events": [{"type": "http_api", "path": "/traced", "method": "get"}],
+                "events": [
+                    {"type": "http_api", "path": "/traced", "method": "get"},
+                    {"type": "eventbridge", "pattern": {"source": ["trace.test"]}},
+                ],
             },
             "failing": {"handler": "tracing_handlers.fail", "tracing": "active"},
             "passing": {
@@ -142,6 +146,42 @@ def test_a_failed_invocation_through_the_lambda_api_is_an_error_span_under_the_c
     assert span["attributes"]["pipelined.outcome"] == "error"
     error = json.loads(reply["Payload"].read())
     assert f"Parent={span['span_id']}" in error["errorMessage"]
+
+
+def test_asynchronous_invocations_keep_the_trace_they_arrived_with(traced: Any) -> None:
+    process, receiver, _ = traced
+    # Invoke's X-Amzn-Trace-Id with InvocationType Event: queued on disk, the trace with it.
+    lambda_trace, events_trace = "5759e988bd862e3fe1be46a994272793", "6a3ce929d0e0e47364bf92f3577b34da"
+    client = lambda_client(process)
+    header = f"Root=1-{lambda_trace[:8]}-{lambda_trace[8:]};Parent={PARENT};Sampled=1"
+    client.meta.events.register(
+        "before-sign.lambda.Invoke",
+        lambda request, **_: request.headers.__setitem__("X-Amzn-Trace-Id", header),
+    )
+    assert client.invoke(FunctionName="traced", InvocationType="Event", Payload=b"{}")["StatusCode"] == 202
+    # PutEvents' TraceHeader: the rule's invocation continues it.
+    events = boto3.client(
+        "events",
+        endpoint_url=f"http://127.0.0.1:{process.api_port}",
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    entry = {
+        "Source": "trace.test",
+        "DetailType": "Traced",
+        "Detail": "{}",
+        "TraceHeader": f"Root=1-{events_trace[:8]}-{events_trace[8:]};Parent={PARENT};Sampled=1",
+    }
+    assert events.put_events(Entries=[entry])["FailedEntryCount"] == 0
+    for trace in (lambda_trace, events_trace):
+        span = wait_until(
+            lambda t=trace: next((s for s in receiver.spans if s["trace_id"] == t), None),  # type: ignore[misc]
+            timeout=15,
+            message=f"a span of trace {trace}",
+        )
+        assert span["parent_span_id"] == PARENT and span["name"] == "traced"
+        assert span["attributes"]["faas.trigger"] == "other"
 
 
 def test_pass_through_functions_get_the_callers_header_and_send_no_span(traced: Any) -> None:
