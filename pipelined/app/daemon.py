@@ -26,9 +26,9 @@ import psycopg
 from pipelined import __version__
 from pipelined.app.api import ApiFrontDoor
 from pipelined.app.assembly import build_function, build_runner
-from pipelined.app.logs_command import log_directory
+from pipelined.app.observability import Observability
 from pipelined.app.reload import RunnerKey, RunnerSpec, plan_reload
-from pipelined.app.status import DaemonView, dead_letter_counts, snapshot
+from pipelined.app.status import DaemonView, snapshot
 from pipelined.app.systemd import Notifier
 from pipelined.app.watch import Watcher
 from pipelined.aws import AwsClients
@@ -44,11 +44,8 @@ from pipelined.http.gateway import Gateway
 from pipelined.http.ops import HttpServer
 from pipelined.invoke.service import InvokeService
 from pipelined.observe.cluster_metrics import ClusterMetrics
-from pipelined.observe.emf import EmfMetrics
-from pipelined.observe.log_store import LogStore
-from pipelined.observe.logs import observe_handler_lines, setup_logging
+from pipelined.observe.logs import setup_logging
 from pipelined.observe.metrics import Metrics
-from pipelined.observe.tracing import Tracer
 from pipelined.state import StateStore
 
 log = logging.getLogger("pipelined.daemon")
@@ -78,8 +75,8 @@ class Daemon:
         # 1 when checkpoints could not be written before the shutdown timeout.
         self.exit_code = 0
         self.metrics = Metrics()
-        # The Embedded Metric Format blobs handlers print, on /metrics (see _apply).
-        self.emf = EmfMetrics(self.metrics.registry)
+        # The log store, EMF exporter, tracer and scrape-time gauges (app/observability.py).
+        self.observability = Observability(self.metrics)
         self.notifier = Notifier()
         self.service = InvokeService(self.metrics)
         self.functions: dict[str, Function] = {}
@@ -93,9 +90,6 @@ class Daemon:
         self.state: StateStore | None = None
         self.aws: AwsClients | None = None
         self.http: HttpServer | None = None
-        self.log_store: LogStore | None = None
-        # The OpenTelemetry exporter of `tracing: active` functions, made when the first one is built.
-        self.tracer: Tracer | None = None
         # The api/http_api/function_url routes; it binds gateway.listen once there is a route.
         self.gateway = Gateway(self.service, self.metrics)
         self.api: ApiFrontDoor | None = None
@@ -175,20 +169,15 @@ class Daemon:
             )
         self.aws = AwsClients(self.config.aws)
         http = self.config.http
-        store = self.config.logging.store
-        if store.enabled:
-            # Before the functions load: their init lines and first invocations are kept too.
-            self.log_store = LogStore(log_directory(self.config), store.max_size, store.retention)
-            self.log_store.start(asyncio.get_running_loop())
-            logging.getLogger().addHandler(self.log_store)
+        self.observability.start(self.config)
         self.http = HttpServer(
             http.host,
             http.port,
             self.metrics.registry,
             self._readiness,
             status=self._status,
-            before_scrape=self._refresh_gauges,
-            log_store=self.log_store,
+            before_scrape=lambda: self.observability.refresh_gauges(self.state, self.functions),
+            log_store=self.observability.log_store,
         )
         try:
             await self.http.start()
@@ -225,26 +214,6 @@ class Daemon:
         started, health, state_ok = self._readiness()
         return started and state_ok and all(health.values())
 
-    async def _refresh_gauges(self) -> None:
-        # The dead-letter store is counted at scrape time: nothing else keeps that figure in memory.
-        counts = await dead_letter_counts(self.state)
-        if counts is not None:
-            for name in self.functions:
-                self.metrics.dead_letters.labels(name).set(counts.get(name, 0))
-
-    def _tracer(self, config: Config) -> Tracer:
-        settings = config.tracing
-        assert settings.otlp_endpoint is not None  # config validation requires it for active tracing
-        current = self.tracer
-        if current is None or (current.otlp_endpoint, current.service_name) != (
-            settings.otlp_endpoint,
-            settings.service_name,
-        ):
-            if current is not None:
-                current.shutdown()
-            current = self.tracer = Tracer(settings.otlp_endpoint, settings.service_name)
-        return current
-
     async def _main_loop(self) -> None:
         interval = self.notifier.watchdog_interval
         # The state file is checked this often: deleted (restored from the open database) or replaced.
@@ -279,7 +248,6 @@ class Daemon:
 
     async def _close(self) -> None:
         # Reverse order of start-up: workers, listener, AWS clients, and the state store last.
-        observe_handler_lines(None)
         if self.api is not None:  # a no-op after a normal drain; after a failed start-up, needed
             await self._stop_api(self.api)
         functions = list(self.functions.values())
@@ -289,12 +257,7 @@ class Daemon:
         await self.gateway.stop(0)
         if self.http is not None:
             await self.http.stop()
-        if self.log_store is not None:
-            logging.getLogger().removeHandler(self.log_store)
-            self.log_store.close()
-        if self.tracer is not None:
-            # Off the loop: the exporter sends what is buffered with a blocking HTTP client.
-            await asyncio.to_thread(self.tracer.shutdown)
+        await self.observability.close()
         if self.aws is not None:
             await self.aws.close()
         if self.state is not None:
@@ -341,7 +304,8 @@ class Daemon:
                 name: build_function(name, config, self.metrics, account, self._aws) for name in plan.build
             }
             for function in new_functions.values():
-                function.tracer = self._tracer(config) if function.config.tracing == "active" else None
+                active = function.config.tracing == "active"
+                function.tracer = self.observability.tracer_for(config) if active else None
                 function.load()
         except BaseException:
             self.aws = previous_aws
@@ -383,8 +347,7 @@ class Daemon:
             self.runners[key] = runner
             self._specs[key] = dict(plan.start)[key]
             log.info("started %s", runner.key)
-        self.emf.max_series = config.metrics.emf_max_series
-        observe_handler_lines(self.emf.observe if config.metrics.emf else None)
+        self.observability.apply(config)
         self.config = config
 
     def on_ready(self) -> None:

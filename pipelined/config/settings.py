@@ -24,7 +24,7 @@ from pipelined.config.eventbridge import BusName, EventBridgeSource, EventBusCon
 from pipelined.config.events import EVENT_SOURCE_CLASSES
 from pipelined.config.functions import FunctionConfig, FunctionName, Isolation
 from pipelined.config.gateway import GatewayConfig, check_routes
-from pipelined.config.tracing import TracingConfig, check_tracing
+from pipelined.config.tracing import TracingConfig, check_tracing, tracing_installed
 from pipelined.config.types import (
     ConfigModel,
     ConfigPath,
@@ -224,8 +224,6 @@ class Config(ConfigModel):
     @model_validator(mode="after")
     def _tracing(self) -> Config:
         if any(f.tracing == "active" for f in self.functions.values()):
-            from pipelined.observe.tracing import tracing_installed
-
             check_tracing(self.tracing, self.functions, tracing_installed())
         return self
 

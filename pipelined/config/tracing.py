@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping
 from typing import Literal
 
@@ -19,6 +20,14 @@ class TracingConfig(ConfigModel):
     # OTLP/HTTP collector, e.g. http://127.0.0.1:4318 (spans go to its /v1/traces).
     otlp_endpoint: str | None = None
     service_name: str = "pipelined"
+
+
+def tracing_installed() -> bool:
+    """Whether OpenTelemetry's SDK and OTLP/HTTP exporter can be imported (`pipelined[tracing]`)."""
+    return all(
+        importlib.util.find_spec(name) is not None
+        for name in ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http")
+    )
 
 
 def check_tracing(tracing: TracingConfig, functions: Mapping[str, FunctionConfig], installed: bool) -> None:

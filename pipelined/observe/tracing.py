@@ -7,12 +7,11 @@ the handler's `_X_AMZN_TRACE_ID` names the span as its Parent, so the handler's 
 (powertools Tracer, the X-Ray SDK, OpenTelemetry) continues the trace under it.
 
 OpenTelemetry is an optional dependency (`pipelined[tracing]`): it is imported only when a function
-traces actively, and configuration validation says what to install when it is missing.
+traces actively, and configuration validation (config/tracing.py) says what to install when it is missing.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -25,14 +24,6 @@ log = logging.getLogger("pipelined.tracing")
 
 # Spans are sent in batches at most this often (and at shutdown).
 EXPORT_DELAY_MS = 500
-
-
-def tracing_installed() -> bool:
-    """Whether OpenTelemetry's SDK and OTLP/HTTP exporter can be imported (`pipelined[tracing]`)."""
-    return all(
-        importlib.util.find_spec(name) is not None
-        for name in ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http")
-    )
 
 
 @dataclass(frozen=True, slots=True)
