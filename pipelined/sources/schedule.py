@@ -173,9 +173,17 @@ class ScheduleEventSource:
                 if last is not None:
                     self._plan(last, self._clock())
                     if self._due:
-                        return self._batch(self._due.popleft())
+                        return await self._claimed(self._due.popleft())
             if last is not None and fire_time <= last:
                 return None  # fired already by the previous leader
+            return await self._claimed(fire_time)
+        return self._batch(fire_time)
+
+    async def _claimed(self, fire_time: float) -> Batch:
+        # In a cluster the tick is recorded before it runs: a leader killed mid-invocation must not leave
+        # it to the next leader, which would fire it again. Only a kill between this write and the
+        # invocation's start loses a tick, so each tick runs at most once, and once in every other case.
+        await self.state.schedules.record_fire(self.state_key, fire_time)
         return self._batch(fire_time)
 
     def _batch(self, fire_time: float) -> Batch:

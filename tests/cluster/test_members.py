@@ -119,7 +119,7 @@ def test_shards_spread_fail_over_after_kill_9_and_nothing_is_lost(
     assert sum(m.metric("pipelined_lease_takeovers_total") for m in survivors) >= moved
 
 
-TICKS = 10 * SCALE
+TICKS = 6 * SCALE
 
 
 def fired(files: list[Path]) -> list[str]:
