@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from pipelined.config.document import Document
 from pipelined.config.messages import explain
 from pipelined.config.settings import Config
+from pipelined.config.types import read_config_text
 from pipelined.errors import ConfigError
 
 # A SAM template's `Transform`: such a file is read by `--sam` (config/sam/), not as a pipelined file.
@@ -20,15 +21,7 @@ SAM_TRANSFORM = "AWS::Serverless-2016-10-31"
 def load_config(path: str | Path) -> Config:
     """Read, interpolate and validate the YAML file at ``path``; raise ConfigError listing every problem."""
     file = str(path)
-    try:
-        text = Path(path).read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = exc.object[: exc.start].count(b"\n") + 1
-        raise ConfigError([f"{file}:{line}: file is not valid UTF-8"]) from None
-    except FileNotFoundError:
-        raise ConfigError([f"{file}: file not found"]) from None
-    except OSError as exc:
-        raise ConfigError([f"{file}: cannot read file: {exc.strerror or exc}"]) from None
+    text = read_config_text(path)
     if (at := text.find(SAM_TRANSFORM)) >= 0 and "functions" not in text:
         line = text[:at].count("\n") + 1
         raise ConfigError([f"{file}:{line}: an AWS SAM template, not a pipelined file: use --sam {file}"])

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo
 
 from pipelined.core.filtering import FilterPatternError, validate_patterns
+from pipelined.errors import ConfigError
 
 # A path into the configuration: mapping keys and list indexes, e.g. ("functions", "f", "events", 0).
 Loc = tuple[str | int, ...]
@@ -189,3 +190,18 @@ Filters = Annotated[list[Any], AfterValidator(_patterns)]
 EventName = Annotated[str, AfterValidator(matches(r"[A-Za-z0-9_.-]+", "letters, digits, '_', '.' or '-'"))]
 MqttFilter = Annotated[str, AfterValidator(_mqtt_filter)]
 BatchWindow = Annotated[Duration, Field(ge=0, le=300)]
+
+
+def read_config_text(path: str | Path) -> str:
+    """A config file's or template's text (UTF-8, a BOM allowed); ConfigError naming the file if not."""
+    file = str(path)
+    try:
+        text = Path(path).read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise ConfigError([f"{file}:{line}: file is not valid UTF-8"]) from None
+    except FileNotFoundError:
+        raise ConfigError([f"{file}: file not found"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{file}: cannot read file: {exc.strerror or exc}"]) from None
+    return text

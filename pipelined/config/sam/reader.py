@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from pipelined.config.types import Loc
+from pipelined.config.types import Loc, read_config_text
 from pipelined.errors import ConfigError
 
 
@@ -98,15 +98,7 @@ def _decode(text: str, file: str) -> Any:
 def read_template(path: str | Path) -> Template:
     """Read and decode the template at ``path``; ConfigError (``FILE:LINE: ...``) when it cannot be."""
     file = str(path)
-    try:
-        text = Path(path).read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = exc.object[: exc.start].count(b"\n") + 1
-        raise ConfigError([f"{file}:{line}: file is not valid UTF-8"]) from None
-    except FileNotFoundError:
-        raise ConfigError([f"{file}: file not found"]) from None
-    except OSError as exc:
-        raise ConfigError([f"{file}: cannot read file: {exc.strerror or exc}"]) from None
+    text = read_config_text(path)
     tree = _decode(text, file)
     if not isinstance(tree, dict) or not tree:
         raise ConfigError([f"{file}:1: a SAM template is a mapping with a 'Resources' section"])
