@@ -23,7 +23,7 @@ EVENT = {
     "starting_position": "TRIM_HORIZON",
     "batch_size": 10,
 }
-OUTAGE = 6.0 * SCALE
+OUTAGE = 10.0 * SCALE
 
 
 def put(kinesis: object, first: int, count: int) -> list[tuple[str, int]]:
