@@ -44,6 +44,7 @@ bench: $(BIN)/pipelined
 	$(BIN)/python bench/log_store.py
 	$(BIN)/python bench/cluster.py
 
-# The fault suite with ten times the kills and records (release checks; it is in `make test` at 1x).
+# The fault and cluster suites with ten times the kills, records and ticks (release checks; both are in
+# `make test` at 1x).
 faults-long: $(BIN)/pipelined
-	PIPELINED_FAULTS_SCALE=10 $(BIN)/python -m pytest -q -s tests/faults
+	PIPELINED_FAULTS_SCALE=10 $(BIN)/python -m pytest -q -s tests/faults tests/cluster
