@@ -31,6 +31,9 @@ test: $(BIN)/pipelined
 		&& for i in 1 2 3 4 5 6 7 8 9 10; do pg_isready -q -h 127.0.0.1 && break; sleep 1; done )
 	$(BIN)/ruff check pipelined tests bench
 	$(BIN)/mypy
+	@# Bytecode once, up front: this machine sets PYTHONDONTWRITEBYTECODE, and every daemon and CLI
+	@# subprocess of the suite would otherwise compile pipelined anew (about 0.4 s each).
+	$(BIN)/python -m compileall -q pipelined tests >/dev/null
 	$(BIN)/python -m pytest -q
 
 bench: $(BIN)/pipelined
