@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TextIO
 
 from pipelined.config import Config
-from pipelined.config.types import parse_duration
+from pipelined.config.types import connect_host, parse_duration
 from pipelined.errors import PipelinedError
 from pipelined.observe.log_store import LogEntry, matches, read_entries, render
 
@@ -44,8 +44,7 @@ def _daemon_lines(
     config: Config, function: str, since: float, text_filter: str | None, follow: bool
 ) -> Iterator[LogEntry] | None:
     """The daemon's /logs stream, or None when no daemon listens."""
-    host, _, port = config.http.listen.rpartition(":")
-    host = "127.0.0.1" if host in ("", "0.0.0.0", "::", "[::]") else host.strip("[]")
+    host, port = connect_host(config.http.host), config.http.port
     query = urllib.parse.urlencode(
         {
             "since": since,
@@ -53,7 +52,7 @@ def _daemon_lines(
             **({"follow": "1"} if follow else {}),
         }
     )
-    connection = http.client.HTTPConnection(host, int(port), timeout=None if follow else 30)
+    connection = http.client.HTTPConnection(host, port, timeout=None if follow else 30)
     try:
         connection.request("GET", f"/logs/{urllib.parse.quote(function)}?{query}")
         response = connection.getresponse()

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipelined.config import Config
+from pipelined.config.types import connect_host, local_url
 from pipelined.errors import PipelinedError
 
 
@@ -27,43 +28,43 @@ def api_endpoint(config: Config) -> str | None:
     settings = config.api
     if settings.listen is None:
         return None
-    host = settings.host
-    if host in ("0.0.0.0", "::") or not host:
-        host = "127.0.0.1"
     try:
-        with socket.create_connection((host, settings.port), timeout=0.5):
+        with socket.create_connection((connect_host(settings.host), settings.port), timeout=0.5):
             pass
     except OSError:
         return None
-    shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{settings.port}"
+    return local_url(settings.host, settings.port)
 
 
-def invoke_remote(
-    config: Config, endpoint: str, function: str, payload: str, invocation_type: str, log_type: str | None
-) -> RemoteResult:
-    """Invoke through the API; PipelinedError carries the API's error code and message."""
+def api_client(config: Config, service: str, endpoint: str, read_timeout: float) -> Any:
+    """A botocore client of the daemon's API listener (`lambda`, `events`), signed with the first of
+    `api.credentials` (unsigned without any), and no retries: the caller sees every answer."""
     from botocore import UNSIGNED
     from botocore.config import Config as BotoConfig
-    from botocore.exceptions import BotoCoreError, ClientError
     from botocore.session import get_session
 
     credentials = config.api.credentials
-    options: dict[str, Any] = {
-        "retries": {"total_max_attempts": 1},
-        # A synchronous invocation may run for the function's whole timeout.
-        "read_timeout": config.functions[function].timeout + 10,
-    }
+    options: dict[str, Any] = {"retries": {"total_max_attempts": 1}, "read_timeout": read_timeout}
     if not credentials:
         options["signature_version"] = UNSIGNED
-    client = get_session().create_client(
-        "lambda",
+    return get_session().create_client(
+        service,
         region_name=config.aws.region,
         endpoint_url=endpoint,
         aws_access_key_id=credentials[0].access_key_id if credentials else None,
         aws_secret_access_key=credentials[0].secret_access_key if credentials else None,
         config=BotoConfig(**options),
     )
+
+
+def invoke_remote(
+    config: Config, endpoint: str, function: str, payload: str, invocation_type: str, log_type: str | None
+) -> RemoteResult:
+    """Invoke through the API; PipelinedError carries the API's error code and message."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    # A synchronous invocation may run for the function's whole timeout.
+    client = api_client(config, "lambda", endpoint, read_timeout=config.functions[function].timeout + 10)
     arguments: dict[str, Any] = {
         "FunctionName": function,
         "InvocationType": invocation_type,

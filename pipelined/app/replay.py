@@ -12,7 +12,7 @@ import datetime
 import time
 from typing import Any, TextIO
 
-from pipelined.app.remote import api_endpoint
+from pipelined.app.remote import api_client, api_endpoint
 from pipelined.config import Config
 from pipelined.errors import PipelinedError, UsageError
 from pipelined.sources.eventbridge import EventRouter
@@ -44,10 +44,7 @@ def parse_time(text: str, option: str) -> datetime.datetime:
 
 def replay_command(config: Config, args: argparse.Namespace, out: TextIO) -> int:
     """Ask the running daemon to replay; prints what it replayed."""
-    from botocore import UNSIGNED
-    from botocore.config import Config as BotoConfig
     from botocore.exceptions import BotoCoreError, ClientError
-    from botocore.session import get_session
 
     router = EventRouter(config)
     bus = router.buses.get(args.bus)
@@ -68,18 +65,7 @@ def replay_command(config: Config, args: argparse.Namespace, out: TextIO) -> int
     endpoint = api_endpoint(config)
     if endpoint is None:
         raise PipelinedError(f"no daemon answers on api.listen ({config.api.listen}): start it first")
-    credentials = config.api.credentials
-    options: dict[str, Any] = {"retries": {"total_max_attempts": 1}, "read_timeout": 300}
-    if not credentials:
-        options["signature_version"] = UNSIGNED
-    client = get_session().create_client(
-        "events",
-        region_name=config.aws.region,
-        endpoint_url=endpoint,
-        aws_access_key_id=credentials[0].access_key_id if credentials else None,
-        aws_secret_access_key=credentials[0].secret_access_key if credentials else None,
-        config=BotoConfig(**options),
-    )
+    client = api_client(config, "events", endpoint, read_timeout=300)
     destination: dict[str, Any] = {"Arn": bus.arn}
     if rules:
         destination["FilterArns"] = rules

@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 from pipelined import __version__
 from pipelined.app.reload import RunnerKey, RunnerSpec
 from pipelined.config import Config
+from pipelined.config.types import local_url
 from pipelined.dispatch.runner import SourceRunner
 from pipelined.errors import PipelinedError
 from pipelined.functions.function import Function
@@ -102,11 +103,9 @@ async def snapshot(view: DaemonView) -> dict[str, Any]:
     }
 
 
-def fetch_status(listen: str, timeout: float = 5.0) -> dict[str, Any]:
-    """GET /status from the daemon whose ops listener is `listen`; PipelinedError if none answers."""
-    host, _, port = listen.rpartition(":")
-    host = "127.0.0.1" if host in ("", "0.0.0.0", "::", "[::]") else host
-    url = f"http://{host}:{port}/status"
+def fetch_status(config: Config, timeout: float = 5.0) -> dict[str, Any]:
+    """GET /status from the daemon of `config` (its ops listener); PipelinedError if none answers."""
+    url = local_url(config.http.host, config.http.port) + "/status"
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             document: dict[str, Any] = json.load(response)
@@ -170,6 +169,6 @@ def render_status(document: Mapping[str, Any]) -> str:
 
 def status_command(config: Config, fmt: str, out: TextIO) -> int:
     """`pipelined status -c FILE`: the running daemon's snapshot, as tables or JSON; exit 0."""
-    document = fetch_status(config.http.listen)
+    document = fetch_status(config)
     out.write(render_status(document) if fmt == "text" else json.dumps(document, indent=2) + "\n")
     return 0

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from pipelined.config import Config, EventSourceConfig
 from pipelined.config.gateway import routes_of
+from pipelined.config.types import connect_host, listen_host
 from pipelined.core.routes import Route
 
 
@@ -20,8 +21,7 @@ class Ports:
 
 
 def _host(listen: str) -> str:
-    host = listen.rpartition(":")[0].strip("[]")
-    return "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+    return connect_host(listen_host(listen))
 
 
 def _url(host: str, port: int) -> str:

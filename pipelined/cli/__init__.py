@@ -26,6 +26,7 @@ from pipelined.aws import LazyClients
 from pipelined.cli.parser import build_parser
 from pipelined.config import Config, load_config
 from pipelined.config.sam import commands as sam_commands
+from pipelined.config.types import connect_host
 from pipelined.core.timestamps import iso_seconds
 from pipelined.errors import ConfigError, PipelinedError, UsageError
 from pipelined.functions.function import Function
@@ -269,9 +270,8 @@ def _check_stream_source(config: Config, key: str) -> None:
 
 def _refuse_if_running(config: Config) -> None:
     # A running daemon holds its positions in memory and would write over a reset.
-    host = config.http.host if config.http.host not in ("0.0.0.0", "::") else "127.0.0.1"
     try:
-        with socket.create_connection((host, config.http.port), timeout=0.5):
+        with socket.create_connection((connect_host(config.http.host), config.http.port), timeout=0.5):
             pass
     except OSError:
         return

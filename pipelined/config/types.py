@@ -168,6 +168,17 @@ def listen_address(value: str) -> str:
     return value
 
 
+def connect_host(host: str) -> str:
+    """Where a client on this machine reaches a listener bound to `host`: loopback for the wildcards."""
+    return "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+
+
+def local_url(host: str, port: int) -> str:
+    """`http://HOST:PORT` of a listener bound to `host` (IPv6 in brackets), as a local client calls it."""
+    target = connect_host(host)
+    return f"http://[{target}]:{port}" if ":" in target else f"http://{target}:{port}"
+
+
 def listen_host(value: str) -> str:
     """The host of a 'host:port' address, without an IPv6 address's brackets."""
     host = value.rpartition(":")[0]
