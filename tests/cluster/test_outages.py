@@ -36,14 +36,14 @@ def put(kinesis: object, first: int, count: int) -> list[tuple[str, int]]:
 
 
 def start_members(
-    tmp_path: Path, url: str, daemon: Callable[..., DaemonProcess], count: int
+    tmp_path: Path, url: str, daemon: Callable[..., DaemonProcess], count: int, sleep: str = "0.05"
 ) -> tuple[list[DaemonProcess], list[Path]]:
     files = [tmp_path / f"m{i}" / "records.jsonl" for i in range(count)]
     fn = {"fn": {"handler": "stream_handlers.record", "events": [EVENT]}}
     members = [
         daemon(
             member_config(tmp_path / f"m{i}", url, f"m{i}", fn),
-            {"RECORD_FILE": files[i], "SLEEP_SECONDS": "0.05"},
+            {"RECORD_FILE": files[i], "SLEEP_SECONDS": sleep},
             wait_ready=False,
         )
         for i in range(count)
@@ -58,7 +58,8 @@ def test_a_member_paused_past_its_lease_is_fenced_and_gives_its_shards_up(
 ) -> None:
     kinesis = boto3.client("kinesis", endpoint_url=aws)
     kinesis.create_stream(StreamName="events", ShardCount=2)
-    members, files = start_members(tmp_path, pg_url, daemon, 2)
+    # Batches that take a while: the pause lands while one is in flight, whose checkpoint comes after it.
+    members, files = start_members(tmp_path, pg_url, daemon, 2, sleep="0.3")
     wait_until(lambda: [shard_leases(m) for m in members] == [1, 1], timeout=30)
     sent = put(kinesis, 0, 400)
     wait_until(lambda: len(delivered(files)) >= 40, timeout=30)
