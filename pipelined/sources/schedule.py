@@ -160,30 +160,39 @@ class ScheduleEventSource:
 
     async def _fire(self, fire_time: float) -> Batch | None:
         """The firing's batch, or None when another daemon leads the schedule and fires it."""
+        if not self.leases.shared:
+            return self._batch(fire_time)
+        try:
+            return await self._fire_shared(fire_time)
+        except BaseException:
+            # The database is away (or we are stopping): whoever leads next, this member included,
+            # starts again from the cluster's last recorded tick and catches up what this one missed.
+            self._leading = False
+            raise
+
+    async def _fire_shared(self, fire_time: float) -> Batch | None:
         if not await self.leases.leads_schedule(self.state_key):
             log.debug("%s: firing %s left to the schedule's leader", self.state_key, iso_seconds(fire_time))
             self._leading = False
             return None
-        if self.leases.shared:
+        if not self._leading:
             # The last fired time is the cluster's: a new leader first fires what its predecessor missed.
+            self._leading = True
+            log.info("%s: this member now leads the schedule", self.state_key)
             last = await self.state.schedules.last_fire(self.state_key)
-            if not self._leading:
-                self._leading = True
-                log.info("%s: this member now leads the schedule", self.state_key)
-                if last is not None:
-                    self._plan(last, self._clock())
-                    if self._due:
-                        return await self._claimed(self._due.popleft())
-            if last is not None and fire_time <= last:
-                return None  # fired already by the previous leader
-            return await self._claimed(fire_time)
-        return self._batch(fire_time)
-
-    async def _claimed(self, fire_time: float) -> Batch:
-        # In a cluster the tick is recorded before it runs: a leader killed mid-invocation must not leave
-        # it to the next leader, which would fire it again. Only a kill between this write and the
-        # invocation's start loses a tick, so each tick runs at most once, and once in every other case.
-        await self.state.schedules.record_fire(self.state_key, fire_time)
+            if last is not None:
+                self._due.clear()  # planned from older knowledge; the plan from `last` covers it
+                self._plan(last, self._clock())
+                if self._due:
+                    fire_time = self._due.popleft()
+        # In a cluster the tick is recorded before it runs, in one statement fenced by the leadership
+        # lease: a leader killed mid-invocation must not leave it to the next leader, and two members
+        # that both believe they lead (one's lease lapsing) must not both fire it. Only a kill between
+        # this write and the invocation's start loses a tick, so each tick runs at most once.
+        if not await self.leases.claim_tick(self.state_key, fire_time):
+            # Fired already, or leadership lapsed: plan again from the cluster's last tick when leading.
+            self._leading = False
+            return None
         return self._batch(fire_time)
 
     def _batch(self, fire_time: float) -> Batch:

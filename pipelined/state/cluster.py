@@ -234,6 +234,31 @@ class ClusterLeases:
         except DATABASE_ERRORS:
             return False
 
+    async def claim_tick(self, source: str, fire_time: float) -> bool:
+        """Record a tick as fired, in one statement fenced by the leadership lease and the last tick.
+
+        Checking leadership and then writing would let two members fire one tick: the old leader's
+        check can pass just before its lease lapses while the new leader reads the same last tick.
+        Here the row lock on the schedule's state orders them, and only a later tick under a valid
+        lease is written.
+        """
+        counter = self.counter(source, SCHEDULE)
+        if counter is None:
+            return False
+        async with self._db.execute(
+            "WITH lease AS (SELECT 1 FROM leases WHERE source = ? AND shard = ? AND owner = ? AND counter = ?"
+            " AND expires_at > clock_timestamp() FOR SHARE), fired AS (INSERT INTO schedule_state"
+            " (source, last_fire) SELECT ?, ? FROM lease ON CONFLICT (source) DO UPDATE SET last_fire ="
+            " excluded.last_fire WHERE schedule_state.last_fire < excluded.last_fire RETURNING 1)"
+            " SELECT (SELECT count(*) FROM lease), (SELECT count(*) FROM fired)",
+            (source, SCHEDULE, self._me, counter, source, fire_time),
+        ) as cursor:
+            row = await cursor.fetchone()
+        leads, claimed = (bool(row[0]), bool(row[1])) if row else (False, False)
+        if not leads:
+            self.lost(source, SCHEDULE, "its lease lapsed before a tick was recorded")
+        return claimed
+
     async def release_shard(self, source: str, shard: str) -> None:
         """Give a lease up at once (the reader stopped, or the shard is finished)."""
         counter = self._held.pop((source, shard), None)

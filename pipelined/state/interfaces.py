@@ -95,6 +95,9 @@ class Leases(Protocol):
     async def leads_schedule(self, source: str) -> bool:
         """True when this daemon is the one that fires the schedule."""
 
+    async def claim_tick(self, source: str, fire_time: float) -> bool:
+        """Record, before it runs, that this daemon fires a tick; False when it may not (fired already)."""
+
 
 class LocalLeases:
     """The leases of a daemon alone: it owns every shard and leads every schedule."""
@@ -120,6 +123,10 @@ class LocalLeases:
 
     async def leads_schedule(self, source: str) -> bool:
         """Always: no other daemon fires the schedule."""
+        return True
+
+    async def claim_tick(self, source: str, fire_time: float) -> bool:
+        """Always: alone, a daemon records a tick once it settles instead."""
         return True
 
 

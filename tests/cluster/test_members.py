@@ -150,6 +150,11 @@ def test_a_schedule_fires_once_per_tick_across_the_cluster_and_across_a_kill_9_o
     stamps = sorted(time.mktime(time.strptime(t, "%Y-%m-%dT%H:%M:%SZ")) for t in counts)
     missing = [s for a, s in itertools.pairwise(stamps) if s - a != 1]
     print(f"\nschedule: {len(times)} firings over {len(counts)} ticks, doubled {doubled}, gaps {missing}")
+    for i, path in enumerate(files):
+        for line in read_records(path):
+            if line["event"]["time"] in doubled:  # a retry keeps its event id; a second firing does not
+                event_id, request_id = line["event"]["id"], line["aws_request_id"]
+                print(f"  m{i}: {line['event']['time']} event {event_id} request {request_id}")
     assert not doubled
     assert not missing
 

@@ -144,6 +144,9 @@ class Follower:
         self.asked.append(source)
         return False
 
+    async def claim_tick(self, source: str, fire_time: float) -> bool:
+        raise AssertionError("a follower never records a tick")
+
 
 async def test_a_schedule_led_by_another_daemon_does_not_fire_here(state: StateStore) -> None:
     await state.schedules.record_fire("fn/s", ts("2026-03-02T11:30:00"))
