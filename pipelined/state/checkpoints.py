@@ -83,13 +83,15 @@ class CheckpointStore:
         return commit
 
     async def _flush_pending(self) -> None:
-        # Linger briefly so that the batches finishing meanwhile share one commit.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._hurry.wait(), CHECKPOINT_LINGER)
-        if self._hurry.is_set():
-            await asyncio.sleep(HURRIED_LINGER)
-            self._hurry.clear()
         while self._pending:
+            # Linger before every commit, not only the first: checkpoints queued while one commit was
+            # being written would otherwise go out at once in the next, and a busy source would pay a
+            # commit (and a thread hop) per batch again.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._hurry.wait(), CHECKPOINT_LINGER)
+            if self._hurry.is_set():
+                await asyncio.sleep(HURRIED_LINGER)
+                self._hurry.clear()
             batch = list(self._pending.values())
             commit, self._commit = self._commit, None
             self._pending.clear()

@@ -79,8 +79,9 @@ class FencedCheckpointer:
         return future
 
     async def _flush_pending(self) -> None:
-        await asyncio.sleep(HURRIED_LINGER)
         while self._pending:
+            # Before every write, not only the first: what queued while one was written shares the next.
+            await asyncio.sleep(HURRIED_LINGER)
             batch, waiters = list(self._pending.values()), self._waiters
             self._pending, self._waiters = {}, []
             try:
