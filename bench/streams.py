@@ -110,7 +110,12 @@ def write_config(workdir: Path, endpoint: str, stream: str) -> Path:
         # Inline: the handler counts records in this process, and what is measured is the stream
         # engine against the bare loop (bench/dispatch.py measures isolation).
         "functions": {
-            "bench": {"code": str(workdir), "handler": "noop.handler", "isolation": "inline", "events": [source]}
+            "bench": {
+                "code": str(workdir),
+                "handler": "noop.handler",
+                "isolation": "inline",
+                "events": [source],
+            }
         },
     }
     path.write_text(yaml.safe_dump(config))
