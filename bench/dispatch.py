@@ -7,9 +7,12 @@ source -> filter -> invoke (context, environment overlay, log attribution, START
 timeout, reserved-concurrency slot) -> settle with a checkpoint per batch
 (group-committed to SQLite) -> metrics.
 The bare loop only builds a context, hands the batch to a worker thread, awaits it and records the
-outcome. Process isolation uses two processes (daemon and worker) taking turns; "per core" divides
-records by the CPU seconds spent (process: daemon and worker together), which a busy machine does not
-distort as it does wall time.
+outcome. The bare process loop sends each event as a JSON frame to a bare worker process, which decodes
+it, calls the handler and answers with its JSON result: what any process boundary costs here. Inline's
+own work (its CPU above the bare thread hand-off) plus that round trip is the floor of the process path.
+Process isolation uses two processes (daemon and worker) taking turns; "per core" divides records by
+the CPU seconds spent (process: daemon and worker together), which a busy machine does not distort as
+it does wall time.
 Run: .venv/bin/python bench/dispatch.py [--batches N]
 """
 
@@ -17,8 +20,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
+import socket
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Mapping
@@ -105,7 +112,8 @@ async def run_pipelined(
     return elapsed, cpu
 
 
-async def run_bare(batches: int, workdir: Path) -> float:
+async def run_bare(batches: int, workdir: Path) -> tuple[float, float]:
+    """(wall, CPU seconds): a context and a thread hand-off per batch, nothing else."""
     config = FunctionConfig(handler="noop.handler", code=workdir, isolation="inline")
     function = Function("bench", config, "us-east-1")
     function.load()
@@ -115,13 +123,72 @@ async def run_bare(batches: int, workdir: Path) -> float:
     pool = ThreadPoolExecutor(1)
     outcomes: list[Any] = []
     events = [{"Records": [{"n": i * BATCH + j} for j in range(BATCH)]} for i in range(batches)]
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu_seconds([])
     for event in events:
         context = LambdaContext(function.environment, "request-id", function.arn, time.monotonic() + 30)
         outcomes.append(await loop.run_in_executor(pool, handler, event, context))
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, _cpu_seconds([]) - cpu
     pool.shutdown()
-    return elapsed
+    return elapsed, cpu
+
+
+# The bare worker: decode each frame, call the handler, answer with its JSON result. No context, no
+# environment, no logs, no memory figure: only what any process boundary costs.
+BARE_WORKER = """
+import importlib, json, socket, sys
+sys.path.insert(0, sys.argv[2])
+handler = importlib.import_module("noop").handler
+sock = socket.socket(fileno=int(sys.argv[1]))
+buffer = bytearray(65536)
+while size := sock.recv_into(buffer):
+    message = json.loads(buffer[4:size])
+    body = json.dumps({"id": message["id"], "value": handler(message["event"], None)}).encode()
+    sock.sendall(len(body).to_bytes(4, "big") + body)
+"""
+
+
+class _Reply(asyncio.BufferedProtocol):
+    def __init__(self) -> None:
+        self.buffer = memoryview(bytearray(65536))
+        self.waiter: asyncio.Future[Any] | None = None
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        assert self.waiter is not None
+        self.waiter.set_result(json.loads(self.buffer[4:nbytes].tobytes()))
+
+
+def _bare_worker(theirs: socket.socket, workdir: Path) -> subprocess.Popen[bytes]:
+    fd = theirs.fileno()
+    return subprocess.Popen([sys.executable, "-c", BARE_WORKER, str(fd), str(workdir)], pass_fds=[fd])
+
+
+async def run_bare_process(batches: int, workdir: Path) -> tuple[float, float]:
+    """(wall, CPU seconds of both processes): the same events, one at a time, to a bare worker process."""
+    ours, theirs = socket.socketpair()
+    worker = _bare_worker(theirs, workdir)
+    theirs.close()
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.connect_accepted_socket(_Reply, ours)
+    events = [{"Records": [{"n": i * BATCH + j} for j in range(BATCH)]} for i in range(batches)]
+
+    async def invoke(event: Any) -> Any:
+        body = json.dumps({"id": "request-id", "event": event}).encode()
+        protocol.waiter = loop.create_future()
+        transport.write(len(body).to_bytes(4, "big") + body)
+        return await protocol.waiter
+
+    await invoke(events[0])  # the worker has imported the handler before the clock starts
+    started, cpu = time.perf_counter(), _cpu_seconds([worker.pid])
+    for event in events:
+        await invoke(event)
+    elapsed, cpu = time.perf_counter() - started, _cpu_seconds([worker.pid]) - cpu
+    transport.close()
+    await asyncio.sleep(0)  # the transport closes the socket on the loop's next step: then EOF ends it
+    worker.wait(5)
+    return elapsed, cpu
 
 
 def main() -> None:
@@ -140,20 +207,28 @@ def main() -> None:
         asyncio.run(run_pipelined(200, workdir, workdir / "warm"))
         asyncio.run(run_pipelined(200, workdir, workdir / "warm-process", "process"))
         # Interleaved so all see the same machine weather; best-of-N filters scheduler noise.
-        bare_times: list[float] = []
+        asyncio.run(run_bare_process(200, workdir))
+        bare_runs: list[tuple[float, float]] = []
         full_runs: list[tuple[float, float]] = []
         process_runs: list[tuple[float, float]] = []
+        bare_process_runs: list[tuple[float, float]] = []
         for i in range(args.repeat):
-            bare_times.append(asyncio.run(run_bare(args.batches, workdir)))
+            bare_runs.append(asyncio.run(run_bare(args.batches, workdir)))
+            bare_process_runs.append(asyncio.run(run_bare_process(args.batches, workdir)))
             full_runs.append(asyncio.run(run_pipelined(args.batches, workdir, workdir / f"run{i}")))
             process_runs.append(
                 asyncio.run(run_pipelined(args.batches, workdir, workdir / f"process{i}", "process"))
             )
-        bare, full = min(bare_times), min(full_runs)[0]
+        bare, full = min(w for w, _ in bare_runs), min(full_runs)[0]
+        bare_cpu = min(c for _, c in bare_runs)
         process = min(process_runs)[0]
         # CPU seconds are what "per core" compares: robust to a busy machine, where a process pair that
         # takes turns waits for the scheduler on every round trip (wall time suffers, CPU does not).
         full_cpu, process_cpu = min(c for _, c in full_runs), min(c for _, c in process_runs)
+        bare_process, bare_process_cpu = (
+            min(w for w, _ in bare_process_runs),
+            min(c for _, c in bare_process_runs),
+        )
     records = args.batches * BATCH
     bare_rate, full_rate, process_rate = records / bare, records / full, records / process
     per_core, inline_per_core = records / process_cpu, records / full_cpu
@@ -167,6 +242,11 @@ def main() -> None:
     )
     process_us = process / args.batches * 1e6
     print(f"pipelined process : {process_rate:>10,.0f} records/s  ({process_us:6.1f} us/invocation)")
+    bare_process_us = bare_process / args.batches * 1e6
+    bare_process_rate = records / bare_process
+    print(
+        f"bare process loop : {bare_process_rate:>10,.0f} records/s  ({bare_process_us:6.1f} us/invocation)"
+    )
     print(f"  per core inline : {inline_per_core:>10,.0f} records/CPU-s")
     print(f"  per core process: {per_core:>10,.0f} records/CPU-s  (daemon + worker)")
     print(f"ratio             : {full_rate / bare_rate:.2f}  inline vs bare (target >= 0.5)")
@@ -175,6 +255,29 @@ def main() -> None:
         f"process ratio     : {process_rate / full_rate:.2f} vs inline,"
         f" {process_rate / bare_rate:.2f} vs bare; per core {per_core / inline_per_core:.2f} vs inline"
         " (target >= 0.7)"
+    )
+    # What any process boundary costs on this machine: the bare round trip's CPU per invocation against
+    # inline pipelined's whole path. The process path cannot cost less than inline's path plus this.
+    # What a process boundary costs on this machine, and so the best the process path could do: inline's
+    # own work (its CPU above the bare thread hand-off) plus a bare process round trip, and nothing else.
+    us = {
+        name: cpu / args.batches * 1e6
+        for name, cpu in (
+            ("bare", bare_cpu),
+            ("bare process", bare_process_cpu),
+            ("process", process_cpu),
+            ("inline", full_cpu),
+        )
+    }
+    floor = us["inline"] - us["bare"] + us["bare process"]
+    print(
+        f"CPU per invocation: bare thread hand-off {us['bare']:.1f} us, bare process round trip"
+        f" {us['bare process']:.1f} us, inline {us['inline']:.1f} us, process {us['process']:.1f} us"
+    )
+    print(
+        f"process floor     : {floor:.1f} us (inline's own work + a bare round trip): at best"
+        f" {us['inline'] / floor:.2f} of inline per core; the process path's own work"
+        f" {us['process'] - floor:.1f} us"
     )
 
 
