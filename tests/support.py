@@ -26,10 +26,36 @@ ROOT = Path(__file__).resolve().parent.parent
 TEST_FUNCTIONS = Path(__file__).resolve().parent / "handlers"
 
 
+def _ephemeral_ports_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+# Listening ports come from below the kernel's ephemeral range. A port the kernel hands out for bind(0)
+# is ephemeral: between this check and the daemon's own bind, an outgoing connection (to moto,
+# PostgreSQL, a peer daemon) may take it as its local port, and the daemon then fails to start with
+# "address already in use" (seen in the cluster tests). No outgoing connection takes a port below the
+# range; each port is handed out once per test session, so two listeners never share one.
+_PORTS_START = 10000
+_PORTS_END = max(_PORTS_START + 1000, _ephemeral_ports_start())
+_next_port = _PORTS_START + (os.getpid() * 7919) % (_PORTS_END - _PORTS_START)
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback TCP port nobody listens on now, outside the ephemeral range."""
+    global _next_port  # noqa: PLW0603 - the session's cursor over the port range
+    for _ in range(_PORTS_END - _PORTS_START):
+        port = _next_port
+        _next_port = _PORTS_START + (_next_port + 1 - _PORTS_START) % (_PORTS_END - _PORTS_START)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free loopback port below the ephemeral range")
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, message: str = "") -> Any:
