@@ -41,6 +41,11 @@ class CognitoIdentity(_FromDict):
     cognito_identity_id: str | None
     cognito_identity_pool_id: str | None
 
+    def __init__(self, value: Mapping[str, Any] | None = None) -> None:
+        # Built for every invocation: two assignments, not _FromDict's loop over the slots.
+        self.cognito_identity_id = value.get("cognitoIdentityId") if value else None
+        self.cognito_identity_pool_id = value.get("cognitoIdentityPoolId") if value else None
+
 
 class Client(_FromDict):
     """`context.client_context.client`: the calling app, as the mobile SDKs describe it."""
@@ -67,10 +72,14 @@ class ClientContext(_FromDict):
         self.client = Client(client) if isinstance(client, Mapping) else None
 
 
+# Shared by every context without W3C fields: w3c() returns a copy, so nobody can change it.
+_NO_W3C: dict[str, str] = {}
+
+
 def _w3c(client_context: Any) -> tuple[dict[str, Any] | None, dict[str, str]]:
     """The client context without its `w3c` key, and that key's allowed string fields."""
     if not isinstance(client_context, dict) or "w3c" not in client_context:
-        return client_context, {}
+        return client_context, _NO_W3C
     rest = dict(client_context)
     raw = rest.pop("w3c")
     if not isinstance(raw, dict):
@@ -91,20 +100,23 @@ class LambdaContext:
         cognito_identity: Mapping[str, Any] | None = None,
         tenant_id: str | None = None,
     ) -> None:
+        # Built once per invocation, in the worker's hot path: bound lookups, no helper calls for the
+        # common case (no client context, no Cognito identity).
+        get = environment.get
         self.aws_request_id = aws_request_id
-        self.log_group_name = environment.get("AWS_LAMBDA_LOG_GROUP_NAME")
-        self.log_stream_name = environment.get("AWS_LAMBDA_LOG_STREAM_NAME")
-        self.function_name = environment.get("AWS_LAMBDA_FUNCTION_NAME")
-        self.memory_limit_in_mb = environment.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
-        self.function_version = environment.get("AWS_LAMBDA_FUNCTION_VERSION")
+        self.log_group_name = get("AWS_LAMBDA_LOG_GROUP_NAME")
+        self.log_stream_name = get("AWS_LAMBDA_LOG_STREAM_NAME")
+        self.function_name = get("AWS_LAMBDA_FUNCTION_NAME")
+        self.memory_limit_in_mb = get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+        self.function_version = get("AWS_LAMBDA_FUNCTION_VERSION")
         self.invoked_function_arn = invoked_function_arn
         self.tenant_id = tenant_id
-        client_context, self._w3c_fields = _w3c(client_context)
-        self.client_context = ClientContext(client_context) if isinstance(client_context, dict) else None
-        self.identity = CognitoIdentity({})
-        if cognito_identity is not None:
-            self.identity.cognito_identity_id = cognito_identity.get("cognitoIdentityId")
-            self.identity.cognito_identity_pool_id = cognito_identity.get("cognitoIdentityPoolId")
+        if client_context is None:
+            self.client_context, self._w3c_fields = None, _NO_W3C
+        else:
+            client_context, self._w3c_fields = _w3c(client_context)
+            self.client_context = ClientContext(client_context) if isinstance(client_context, dict) else None
+        self.identity = CognitoIdentity(cognito_identity)
         # awslambdaric's deadline (epoch milliseconds), for code that reads it; the remaining time is
         # measured on CLOCK_MONOTONIC, which is system-wide: a deadline the daemon set means the same
         # instant in a worker, and a wall-clock step cannot shorten it.

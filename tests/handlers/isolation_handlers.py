@@ -82,3 +82,21 @@ def fail(event, context):
 
 async def async_info(event, context):
     return {"pid": os.getpid(), "remaining_ms": context.get_remaining_time_in_millis()}
+
+
+def echo(event, context):
+    """The event as the handler received it, and the Python type of each of its values."""
+    return {"event": event, "types": {key: type(value).__name__ for key, value in event.items()}}
+
+
+def returns(event, context):
+    """Returns a value only JSON-ish libraries serialise (or a float JSON cannot hold)."""
+    import datetime
+    import decimal
+
+    values = {
+        "datetime": datetime.datetime(2026, 12, 2, tzinfo=datetime.UTC),
+        "decimal": {"whole": decimal.Decimal("2"), "fraction": decimal.Decimal("1.5")},
+        "nan": {"nan": float("nan"), "inf": float("inf")},
+    }
+    return values[event["kind"]]

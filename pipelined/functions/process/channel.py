@@ -112,9 +112,13 @@ class WorkerProcess(asyncio.BufferedProtocol):
         return self._buffer
 
     def buffer_updated(self, nbytes: int) -> None:
-        self.data_received(self._buffer[:nbytes].tobytes())
+        # Decoded in place: the common read, one whole frame, is never copied out of the buffer.
+        self._frames_received(self._buffer[:nbytes])
 
     def data_received(self, data: bytes) -> None:
+        self._frames_received(data)
+
+    def _frames_received(self, data: bytes | memoryview) -> None:
         try:
             messages = self._frames.feed(data)
         except FrameError as exc:

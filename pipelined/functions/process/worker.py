@@ -201,15 +201,15 @@ def _serve(spec: dict[str, Any], channel: BlockingChannel) -> int:
     is_async = inspect.iscoroutinefunction(handler)
     # One loop for the worker's life: module-level async clients stay bound to a live loop.
     loop = asyncio.new_event_loop() if is_async else None
-    outputs = (sys.stdout, sys.stderr)
+    # The streams _confine installed: each ends its partial line when an invocation ends.
+    outputs = [output for output in (sys.stdout, sys.stderr) if isinstance(output, _Output)]
+    arn, environ = spec["arn"], os.environ
     while (message := channel.receive()) is not None:
         request_id = message["id"]
         # Per invocation, as awslambdaric does: the trace header first, then a context that reads the
         # function's variables from os.environ.
-        os.environ[TRACE_VARIABLE] = message.get("trace") or new_trace_id()
-        context = LambdaContext(
-            os.environ, request_id, spec["arn"], message["deadline"], message.get("client_context")
-        )
+        environ[TRACE_VARIABLE] = message.get("trace") or new_trace_id()
+        context = LambdaContext(environ, request_id, arn, message["deadline"], message.get("client_context"))
         _current_request = request_id
         out_of_memory = False
         reply: dict[str, Any] = {"t": protocol.RESULT, "id": request_id}
@@ -224,27 +224,25 @@ def _serve(spec: dict[str, Any], channel: BlockingChannel) -> int:
         except BaseException as exc:  # a handler may raise anything, SystemExit included
             reply["error"] = error_object(exc, request_id)
         for output in outputs:
-            if isinstance(output, _Output):
-                output.end_invocation()
+            output.end_invocation()
         _current_request = None
         if out_of_memory:
             # The heap may be in any state: report, then exit like Lambda's OOM-killed runtime.
             channel.send(protocol.encode({"t": protocol.OOM, "id": request_id, "rss": _max_rss_kb()}))
             return protocol.EXIT_OOM
         reply["rss"] = _max_rss_kb()
-        try:
-            frame = protocol.encode(reply)
-        except (TypeError, ValueError) as exc:
-            error = {
-                "errorMessage": f"Unable to marshal response: {exc}",
-                "errorType": "Runtime.MarshalError",
-                "requestId": request_id,
-                "stackTrace": [],
-            }
-            frame = protocol.encode(
-                {"t": protocol.RESULT, "id": request_id, "error": error, "rss": reply["rss"]}
-            )
-        channel.send(frame)
+        if "value" in reply:
+            try:
+                reply["value"] = protocol.value_json(reply["value"])
+            except (TypeError, ValueError) as exc:
+                del reply["value"]
+                reply["error"] = {
+                    "errorMessage": f"Unable to marshal response: {exc}",
+                    "errorType": "Runtime.MarshalError",
+                    "requestId": request_id,
+                    "stackTrace": [],
+                }
+        channel.send(protocol.encode(reply))
     return 0
 
 

@@ -120,6 +120,9 @@ class ApiWorker(WorkerProcess):
 
     # --- the log stream (the program's stdout and stderr) ----------------------------------------------
 
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(self._buffer[:nbytes].tobytes())
+
     def data_received(self, data: bytes) -> None:
         *lines, self._partial = (self._partial + data).split(b"\n")
         if len(self._partial) > MAX_LINE:
