@@ -100,3 +100,24 @@ def returns(event, context):
         "nan": {"nan": float("nan"), "inf": float("inf")},
     }
     return values[event["kind"]]
+
+
+def trace_views(event, context):
+    """`_X_AMZN_TRACE_ID` as Python, C code (getenv) and a subprocess see it; then changes it if asked."""
+    import subprocess
+
+    getenv = ctypes.CDLL(None).getenv
+    getenv.restype = ctypes.c_char_p
+    shell = subprocess.run(
+        ["sh", "-c", 'printf %s "$_X_AMZN_TRACE_ID"'], capture_output=True, text=True, check=True
+    )
+    views = {
+        "os.environ": os.environ.get("_X_AMZN_TRACE_ID"),
+        "getenv": (getenv(b"_X_AMZN_TRACE_ID") or b"").decode(),
+        "subprocess": shell.stdout,
+    }
+    if event.get("then") == "delete":
+        del os.environ["_X_AMZN_TRACE_ID"]
+    elif event.get("then") == "set":
+        os.environ["_X_AMZN_TRACE_ID"] = "set by the handler"
+    return views

@@ -28,6 +28,7 @@ from pipelined.core.lambda_errors import exception_fields, handler_error
 from pipelined.core.tracing import VARIABLE as TRACE_VARIABLE
 from pipelined.core.tracing import new_trace_id
 from pipelined.functions.process import exec_worker, protocol
+from pipelined.functions.process.environ_slot import EnvironSlot
 from pipelined.functions.process.protocol import BlockingChannel
 
 _OWN_FRAMES = (str(Path(__file__).parent), str(Path(asyncio.__file__).parent))
@@ -204,11 +205,12 @@ def _serve(spec: dict[str, Any], channel: BlockingChannel) -> int:
     # The streams _confine installed: each ends its partial line when an invocation ends.
     outputs = [output for output in (sys.stdout, sys.stderr) if isinstance(output, _Output)]
     arn, environ = spec["arn"], os.environ
+    trace_variable = EnvironSlot(TRACE_VARIABLE)
     while (message := channel.receive()) is not None:
         request_id = message["id"]
         # Per invocation, as awslambdaric does: the trace header first, then a context that reads the
         # function's variables from os.environ.
-        environ[TRACE_VARIABLE] = message.get("trace") or new_trace_id()
+        trace_variable.set(message.get("trace") or new_trace_id())
         context = LambdaContext(environ, request_id, arn, message["deadline"], message.get("client_context"))
         _current_request = request_id
         out_of_memory = False
