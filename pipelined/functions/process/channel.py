@@ -18,6 +18,9 @@ from pipelined.observe.logs import FUNCTION_LOGGER, log_handler_line
 
 log = logging.getLogger("pipelined.isolation")
 
+# A deadline timer that fires this close (seconds) to its invocation's deadline expires it.
+CLOCK_SLACK = 0.001
+
 
 @dataclass(frozen=True, slots=True)
 class Exited:
@@ -91,6 +94,9 @@ class WorkerProcess(asyncio.BufferedProtocol):
         self.rss_kb = 0
         self.out_of_memory = False
         self.idle_since = time.monotonic()
+        # The running invocation's deadline (time.monotonic()), and the timer that enforces it (arm()).
+        self.deadline = 0.0
+        self._watchdog: asyncio.TimerHandle | None = None
         # time.monotonic() at which the role credentials it started with expire (None: no role).
         self.credentials_expire: float | None = None
         # Why the pool stopped this worker (None: it has not, or it was a shutdown); first reason wins.
@@ -181,6 +187,36 @@ class WorkerProcess(asyncio.BufferedProtocol):
         self.reply = asyncio.get_running_loop().create_future()
         self.transport.write(frame)
         return self.reply
+
+    def arm(self, deadline: float, expire: Callable[[WorkerProcess], None]) -> None:
+        """Enforce `deadline` on the invocation just sent: `expire(self)` runs if it is still running then."""
+        self.deadline = deadline
+        watchdog = self._watchdog
+        if watchdog is None or watchdog.when() > deadline:
+            if watchdog is not None:
+                watchdog.cancel()
+            self._watchdog = asyncio.get_running_loop().call_at(deadline, self._watch, expire)
+
+    def _watch(self, expire: Callable[[WorkerProcess], None]) -> None:
+        # The timer outlives the invocation that armed it: scheduling and cancelling one per invocation
+        # cost ~3 us of the hot path; this one fires at most once per timeout, at an earlier
+        # invocation's deadline. The running invocation is then due later (re-arm) or now (expire);
+        # an idle or retired worker has nothing to time out.
+        self._watchdog = None
+        if self.retired or self.reply is None or self.reply.done():
+            return
+        loop = asyncio.get_running_loop()
+        # asyncio runs a timer up to its clock resolution early: that close to the deadline is on time.
+        if self.deadline - loop.time() > CLOCK_SLACK:
+            self._watchdog = loop.call_at(self.deadline, self._watch, expire)
+        else:
+            expire(self)
+
+    def disarm(self) -> None:
+        """Drop the deadline timer (the worker is being retired)."""
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
 
     def send(self, frame: bytes) -> None:
         """Write one frame that expects no reply (the SETUP frame)."""

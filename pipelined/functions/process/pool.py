@@ -163,7 +163,6 @@ class WorkerPool:
         trace_id: str = "",
     ) -> Reply:
         """Invoke the leased `worker` once; never raises for handler errors, timeouts or crashes."""
-        loop = asyncio.get_running_loop()
         deadline = time.monotonic() + timeout
         try:
             frame = self._encode_invocation(request_id, deadline, event, client_context, trace_id)
@@ -173,7 +172,7 @@ class WorkerPool:
         if worker.lost.done():  # died while idle, between lease and now
             return Reply(None, failures.exited(request_id, None), _mb(worker.rss_kb))
         answer_future = worker.invoke(request_id, frame, trace_id)
-        timer = loop.call_later(timeout, self._expire, worker)
+        worker.arm(deadline, self._expire)
         try:
             answer = await answer_future
         except asyncio.CancelledError:
@@ -181,8 +180,6 @@ class WorkerPool:
             # reply has nowhere to go, so the worker cannot be reused.
             self._retire(worker, None, kill=True)
             raise
-        finally:
-            timer.cancel()
         if isinstance(answer, TimedOut):
             return Reply(None, failures.timed_out(timeout), _mb(worker.rss_kb))
         if isinstance(answer, Exited):
@@ -350,6 +347,7 @@ class WorkerPool:
             return
         worker.retired = True
         worker.cause = cause
+        worker.disarm()
         self.workers.discard(worker)
         self._stale.discard(worker)
         if worker in self._idle:

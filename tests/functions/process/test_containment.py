@@ -50,6 +50,27 @@ async def test_hanging_sync_handler_is_killed_at_timeout_while_other_invocations
     assert fn.runtime.pool is not None and len(fn.runtime.pool.workers) == 1
 
 
+async def test_a_warm_worker_times_out_its_invocation_at_its_own_deadline_not_an_earlier_ones(
+    isolated: Callable[..., Function],
+) -> None:
+    fn = isolated("hang", timeout=1)
+    # The same worker serves these for 0.6 s: each earlier invocation had a deadline before the last one's.
+    pids = set()
+    for _ in range(4):
+        pids.add((await invoke(fn, {})).value["pid"])
+        await asyncio.sleep(0.15)
+    assert len(pids) == 1
+    started = time.monotonic()
+    stuck = await invoke(fn, {"hang": True})
+    elapsed = time.monotonic() - started
+    assert stuck.error is not None and stuck.error.error_type == "Sandbox.Timedout"
+    assert 0.99 <= elapsed < 1.5, elapsed
+    # A worker that stayed idle past a deadline is not timed out by it.
+    fresh = await invoke(fn, {})
+    await asyncio.sleep(1.2)
+    assert (await invoke(fn, {})).value["pid"] == fresh.value["pid"]
+
+
 async def test_killed_worker_is_replaced_by_a_fresh_one(isolated: Callable[..., Function]) -> None:
     fn = isolated("hang", timeout=1)
     first = await invoke(fn, {})
