@@ -100,8 +100,7 @@ class LambdaContext:
         cognito_identity: Mapping[str, Any] | None = None,
         tenant_id: str | None = None,
     ) -> None:
-        # Built once per invocation, in the worker's hot path: bound lookups, no helper calls for the
-        # common case (no client context, no Cognito identity).
+        # Built once per invocation, in the worker's hot path.
         get = environment.get
         self.aws_request_id = aws_request_id
         self.log_group_name = get("AWS_LAMBDA_LOG_GROUP_NAME")
@@ -111,11 +110,8 @@ class LambdaContext:
         self.function_version = get("AWS_LAMBDA_FUNCTION_VERSION")
         self.invoked_function_arn = invoked_function_arn
         self.tenant_id = tenant_id
-        if client_context is None:
-            self.client_context, self._w3c_fields = None, _NO_W3C
-        else:
-            client_context, self._w3c_fields = _w3c(client_context)
-            self.client_context = ClientContext(client_context) if isinstance(client_context, dict) else None
+        client_context, self._w3c_fields = _w3c(client_context)
+        self.client_context = ClientContext(client_context) if isinstance(client_context, dict) else None
         self.identity = CognitoIdentity(cognito_identity)
         # awslambdaric's deadline (epoch milliseconds), for code that reads it; the remaining time is
         # measured on CLOCK_MONOTONIC, which is system-wide: a deadline the daemon set means the same

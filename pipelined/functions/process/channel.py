@@ -118,15 +118,9 @@ class WorkerProcess(asyncio.BufferedProtocol):
         return self._buffer
 
     def buffer_updated(self, nbytes: int) -> None:
-        # Decoded in place: the common read, one whole frame, is never copied out of the buffer.
-        self._frames_received(self._buffer[:nbytes])
-
-    def data_received(self, data: bytes) -> None:
-        self._frames_received(data)
-
-    def _frames_received(self, data: bytes | memoryview) -> None:
         try:
-            messages = self._frames.feed(data)
+            # Decoded in place: the common read, one whole frame, is never copied out of the buffer.
+            messages = self._frames.feed(self._buffer[:nbytes])
         except FrameError as exc:
             # A worker is running arbitrary code: garbage on its channel ends it, never the daemon.
             log.warning("%s: worker %d sent an invalid frame (%s); stopping it", self.function, self.pid, exc)

@@ -31,11 +31,13 @@ class EnvironSlot:
         putenv.argtypes = [ctypes.c_void_p]
         putenv.restype = ctypes.c_int
         self._putenv = putenv
-        # Every buffer ever handed to putenv stays alive: the environment may still point into it.
+        # Every buffer ever handed to putenv stays alive: the environment may still point into it. A new
+        # one is made only for a longer value (twice its size), so there are a handful at most.
         self._buffers: list[ctypes.Array[ctypes.c_char]] = []
         self._view: memoryview | None = None
         # The value object last stored in os.environ's mapping: another one there means handler code
-        # set or deleted the variable itself (through setenv/unsetenv), so the buffer is out of it.
+        # set or deleted the variable itself (setenv/unsetenv), so the environment no longer points at
+        # the buffer and it must be put back.
         self._stored: bytes | None = None
 
     def set(self, value: str) -> None:
@@ -45,14 +47,14 @@ class EnvironSlot:
         # os.environ's mapping of encoded names to values, written without its setenv().
         data: MutableMapping[bytes, bytes] = os.environ._data  # type: ignore[attr-defined]
         view = self._view
-        if view is None or len(entry) > len(view) or data.get(self._key) is not self._stored:
-            buffer = ctypes.create_string_buffer(max(CAPACITY, len(entry)))
-            self._buffers.append(buffer)
-            view = self._view = memoryview(buffer).cast("B")
-            view[: len(entry)] = entry
-            if self._putenv(ctypes.addressof(buffer)) != 0:
-                raise OSError(ctypes.get_errno(), f"putenv({self._name}) failed")
+        if view is None or len(entry) > len(view):
+            self._buffers.append(ctypes.create_string_buffer(max(CAPACITY, 2 * len(entry))))
+            view = self._view = memoryview(self._buffers[-1]).cast("B")
+            put_back = True
         else:
-            view[: len(entry)] = entry
+            put_back = data.get(self._key) is not self._stored
+        view[: len(entry)] = entry
+        if put_back and self._putenv(ctypes.addressof(self._buffers[-1])) != 0:
+            raise OSError(ctypes.get_errno(), f"putenv({self._name}) failed")
         data[self._key] = encoded
         self._stored = encoded
