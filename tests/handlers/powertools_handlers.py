@@ -2,7 +2,8 @@
 
 Every record handled is appended to $RECORD_FILE as one JSON line: its body and receive count. Each
 record takes $RECORD_SLEEP seconds. With $OVERLAP set, the first two records handled wait for each
-other: the first records of two concurrent invocations, so both are inside the one processor at once.
+other: the first records of two concurrent invocations, so both are inside the one processor at once;
+both then fail, so each batch has a failure whichever messages the queue put in it.
 """
 
 import contextlib
@@ -33,6 +34,7 @@ def record_handler(record):
     if os.environ.get("OVERLAP") and len(_started) <= 2:
         with contextlib.suppress(threading.BrokenBarrierError):  # the other never came: go on
             _overlap.wait()
+        raise ValueError("failed while another invocation shared the processor")
     time.sleep(float(os.environ.get("RECORD_SLEEP", "0")))
     if record.body.startswith("poison"):
         raise ValueError("poison message")

@@ -137,7 +137,7 @@ def test_a_response_naming_another_batchs_message_is_explained_in_the_log(
     aws: str, tmp_path: Path, daemon: Callable[..., Any]
 ) -> None:
     # Inline, two invocations run on threads of one process and share the module-level processor: one
-    # reports the other's poison message, and Lambda's rule fails its whole batch. That must not be silent.
+    # reports the other's failed message, and Lambda's rule fails its whole batch. That must not be silent.
     sqs = sqs_client(aws)
     poisoned_queue(sqs, "shared")
     records = tmp_path / "records.jsonl"
