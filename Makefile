@@ -34,7 +34,8 @@ test: $(BIN)/pipelined
 	@# Bytecode once, up front: this machine sets PYTHONDONTWRITEBYTECODE, and every daemon and CLI
 	@# subprocess of the suite would otherwise compile pipelined anew (about 0.4 s each).
 	$(BIN)/python -m compileall -q pipelined tests >/dev/null
-	$(BIN)/python -m pytest -q
+	@# Two workers (pytest-xdist); each has its own moto server and its own slice of ports (tests/support.py).
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 2
 
 bench: $(BIN)/pipelined
 	$(BIN)/python bench/dispatch.py

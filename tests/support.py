@@ -37,9 +37,17 @@ def _ephemeral_ports_start() -> int:
 # is ephemeral: between this check and the daemon's own bind, an outgoing connection (to moto,
 # PostgreSQL, a peer daemon) may take it as its local port, and the daemon then fails to start with
 # "address already in use" (seen in the cluster tests). No outgoing connection takes a port below the
-# range; each port is handed out once per test session, so two listeners never share one.
-_PORTS_START = 10000
-_PORTS_END = max(_PORTS_START + 1000, _ephemeral_ports_start())
+# range; each port is handed out once per test session, so two listeners never share one. Under
+# pytest-xdist each worker takes its own slice of the range, so two workers never hand out one port.
+def _port_slice() -> tuple[int, int]:
+    low, high = 10000, max(11000, _ephemeral_ports_start())
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+    worker = int((os.environ.get("PYTEST_XDIST_WORKER") or "gw0").removeprefix("gw") or 0)
+    size = (high - low) // max(workers, 1)
+    return low + worker * size, low + (worker + 1) * size
+
+
+_PORTS_START, _PORTS_END = _port_slice()
 _next_port = _PORTS_START + (os.getpid() * 7919) % (_PORTS_END - _PORTS_START)
 
 
