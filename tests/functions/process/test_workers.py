@@ -6,9 +6,11 @@ import asyncio
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
+from pipelined.config import FunctionConfig
 from pipelined.errors import HandlerLoadError
 from pipelined.functions.function import PYTHON_RUNTIME_DIR, Function
 from pipelined.observe.metrics import Metrics
@@ -190,3 +192,27 @@ async def test_close_waits_for_the_invocation_in_flight(isolated: Callable[..., 
     result = await running
     assert result.ok
     assert fn.runtime.pool is not None and not fn.runtime.pool.workers
+
+
+async def test_after_a_failed_reload_warm_workers_serve_the_old_code_and_a_new_worker_the_files_on_disk(
+    tmp_path: Path, metrics: Metrics
+) -> None:
+    # docs/development.md: "the previous code" of a process function is its warm workers'.
+    module = tmp_path / "app.py"
+    module.write_text(
+        "import time\n\ndef handler(event, context):\n    time.sleep(event['sleep'])\n    return 1\n"
+    )
+    config = FunctionConfig(handler="app.handler", code=tmp_path, isolation="process")
+    fn = Function("fn", config, "eu-west-1", metrics.for_function("fn"))
+    fn.load()
+    try:
+        await fn.start()
+        module.write_text("def handler(event, context:\n    return 2\n")
+        error = await fn.refresh([module])
+        assert error is not None and error.error_type == "Runtime.UserCodeSyntaxError"
+        warm, cold = await asyncio.gather(invoke(fn, {"sleep": 0.5}), invoke(fn, {"sleep": 0}))
+        assert (warm.value, warm.error) == (1, None)
+        assert cold.error is not None and cold.error.error_type == "Runtime.UserCodeSyntaxError"
+        assert "Syntax error in module 'app'" in cold.error.error_message
+    finally:
+        await fn.close(0)
