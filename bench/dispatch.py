@@ -256,8 +256,6 @@ def main() -> None:
         f" {process_rate / bare_rate:.2f} vs bare; per core {per_core / inline_per_core:.2f} vs inline"
         " (target >= 0.7)"
     )
-    # What any process boundary costs on this machine: the bare round trip's CPU per invocation against
-    # inline pipelined's whole path. The process path cannot cost less than inline's path plus this.
     # What a process boundary costs on this machine, and so the best the process path could do: inline's
     # own work (its CPU above the bare thread hand-off) plus a bare process round trip, and nothing else.
     us = {
