@@ -89,6 +89,45 @@ async def test_an_sqs_endpoint_that_hangs_or_refuses_makes_the_daemon_unready_th
     assert unready < 8 and lost == 0
 
 
+async def test_an_sqs_endpoint_that_hangs_while_a_batch_is_handled_makes_the_daemon_unready_within_seconds(
+    tmp_path: Path, aws: str, proxy: FaultyProxy, daemon: Daemon
+) -> None:
+    # One poller (reserved_concurrency 1), and it holds the batch: no long poll waits beside it, so no
+    # probe runs, and the batch's delete is the call that finds the endpoint hung. Unwatched, the
+    # delete would fail only after its read timeout twice (AWS_MAX_ATTEMPTS 2), over 10 s.
+    sqs = sqs_client(aws)
+    url = sqs.create_queue(QueueName="orders", Attributes={"VisibilityTimeout": "30"})["QueueUrl"]
+    records = tmp_path / "records.jsonl"
+    config = write_config(
+        tmp_path,
+        {
+            "fn": {
+                "handler": "sqs_handlers.handler",
+                "environment": {"RECORD_FILE": str(records)},
+                "reserved_concurrency": 1,
+                "events": [{"type": "sqs", "queue": url}],
+            }
+        },
+        aws={"endpoint_url": proxy.url},
+    )
+    process = await asyncio.to_thread(daemon, config, {"RECORD_FILE": records, "AWS_MAX_ATTEMPTS": 2})
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"n": 0, "sleep": 1}))
+
+    def in_flight() -> bool:
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"]
+        )
+        return attributes["Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "1"
+
+    await until(in_flight, timeout=15, message="the message received")
+    unready, ready = await outage(process, proxy, "hang")
+    await until(lambda: read_records(records), timeout=15, message="the message handled")
+    print(
+        f"\nsqs endpoint hang during a batch: unready after {unready:.1f}s, ready {ready:.1f}s after recovery"
+    )
+    assert unready < 8
+
+
 async def test_a_kinesis_endpoint_that_hangs_makes_the_daemon_unready_within_seconds(
     tmp_path: Path, aws: str, proxy: FaultyProxy, daemon: Daemon
 ) -> None:

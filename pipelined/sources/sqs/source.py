@@ -23,6 +23,7 @@ from pipelined.core.records import Batch, Outcome, PartialFailureMode, Record
 from pipelined.errors import SourceError
 from pipelined.observe.metrics import SourceMetrics
 from pipelined.sources.sqs.duplicates import DELETED, Duplicates
+from pipelined.sources.sqs.health import QueueHealth
 from pipelined.sources.sqs.records import Decoder, Message, QueueInfo
 from pipelined.sources.sqs.scaling import PollerGate
 from pipelined.sources.sqs.settle import (
@@ -36,8 +37,6 @@ from pipelined.sources.sqs.settle import (
 log = logging.getLogger("pipelined.sources.sqs")
 
 RECEIVE_WAIT = 20  # seconds: SQS's longest long poll
-# While a long poll waits longer than this, a quick call checks that the endpoint still answers.
-PROBE_AFTER = 2.0
 # Lambda's invocation payload limit: a batch stops growing before it could pass it.
 PAYLOAD_LIMIT = 6 * 1024 * 1024
 MISSING_QUEUE = ("QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue")
@@ -97,16 +96,15 @@ class SqsQueueSource:
         self._gate = PollerGate(settings.concurrency)
         self._info: QueueInfo | None = None
         self._resolving = asyncio.Lock()
-        self._healthy = True
-        self._probed_at = 0.0
+        self._health = QueueHealth(name, clients, metrics)
         self._flights: set[_InFlight] = set()
         self._duplicates = Duplicates()
         self._background: set[asyncio.Task[Any]] = set()
 
     @property
     def healthy(self) -> bool:
-        """False from a failed SQS call until the next successful receive."""
-        return self._healthy
+        """False from a failed SQS call until the endpoint answers again, and while a call hangs."""
+        return self._health.healthy
 
     @property
     def pollers(self) -> int:
@@ -137,10 +135,11 @@ class SqsQueueSource:
     async def _resolve(self) -> QueueInfo:
         sqs = await self._clients.client("sqs")
         try:
-            url = await resolve_queue_url(sqs, self.settings.queue)
-            response = await sqs.get_queue_attributes(
-                QueueUrl=url, AttributeNames=["QueueArn", "VisibilityTimeout", "FifoQueue"]
-            )
+            with self._health.calls.watching():
+                url = await resolve_queue_url(sqs, self.settings.queue)
+                response = await sqs.get_queue_attributes(
+                    QueueUrl=url, AttributeNames=["QueueArn", "VisibilityTimeout", "FifoQueue"]
+                )
         except Exception as exc:
             raise self._failure("resolving the queue", exc) from exc
         attributes = response.get("Attributes", {})
@@ -159,7 +158,7 @@ class SqsQueueSource:
         )
 
     def _failure(self, action: str, exc: BaseException) -> SourceError:
-        self._healthy = False
+        self._health.failed()
         if aws_error(exc).get("Code") in MISSING_QUEUE:
             self._info = None  # re-resolve: the queue may be created again
         return SourceError(f"queue {self.settings.queue}: {action} failed: {describe(exc)}")
@@ -246,45 +245,12 @@ class SqsQueueSource:
             params["VisibilityTimeout"] = queue.visibility_timeout
         call = asyncio.ensure_future(sqs.receive_message(**params))
         try:
-            response = await self._while_probing(call, queue)
+            response = await self._health.long_poll(call, queue.url)
         except Exception as exc:
             raise self._failure("receiving", exc) from exc
-        self._healthy = True
+        self._health.answered()
         messages: list[dict[str, Any]] = response.get("Messages", [])
         return messages
-
-    async def _while_probing(self, call: asyncio.Future[Any], queue: QueueInfo) -> Any:
-        """Await a long poll; while it waits, check every PROBE_AFTER seconds that the endpoint answers.
-
-        A long poll that waits is normal; one whose endpoint hangs looks the same. A quick call beside it
-        tells them apart, so readiness goes down within seconds, not after the 20 s poll and its retries.
-        """
-        try:
-            while True:
-                done, _ = await asyncio.wait({call}, timeout=PROBE_AFTER)
-                if done:
-                    return call.result()
-                if time.monotonic() - self._probed_at >= PROBE_AFTER:
-                    self._probed_at = time.monotonic()
-                    await self._probe(queue)
-        finally:
-            if not call.done():
-                call.cancel()
-
-    async def _probe(self, queue: QueueInfo) -> None:
-        try:
-            probe = await self._clients.client("sqs", "probe")
-            await probe.get_queue_attributes(QueueUrl=queue.url, AttributeNames=["QueueArn"])
-        except Exception as exc:
-            if self._healthy:
-                log.warning(
-                    "%s: queue %s: the endpoint does not answer (%s)", self.name, queue.url, describe(exc)
-                )
-                if self._metrics is not None:
-                    self._metrics.source_errors.inc()
-            self._healthy = False
-            return
-        self._healthy = True
 
     def _board(self, flight: _InFlight, raw: Mapping[str, Any], queue: QueueInfo, out: list[Record]) -> None:
         message = Message.received(raw)
@@ -333,7 +299,7 @@ class SqsQueueSource:
                 messages = self._duplicates.latest(flight.messages)
                 problem = await self._change_visibility(flight.queue, messages, lambda _: timeout)
             if problem:
-                self._healthy = False
+                self._health.failed()
                 log.warning("%s: visibility heartbeat: %s", self.name, problem)
                 if self._metrics is not None:
                     self._metrics.source_errors.inc()
@@ -385,13 +351,15 @@ class SqsQueueSource:
             self._gate.release()
         found = [p for p in problems if p]
         if found:
-            self._healthy = False  # until the next receive succeeds
+            self._health.failed()  # until the endpoint answers again
             raise SourceError(f"queue {self.settings.queue}: {'; '.join(found)}")
 
     async def _delete(self, queue: QueueInfo, messages: Sequence[Message]) -> str:
         if not messages:
             return ""
-        deleted, problem = await delete_messages(await self._clients.client("sqs"), queue.url, messages)
+        sqs = await self._clients.client("sqs")
+        with self._health.calls.watching():
+            deleted, problem = await delete_messages(sqs, queue.url, messages)
         if self._metrics is not None:
             # A message's later copies are deleted with it: count it once.
             self._metrics.count("deleted", min(deleted, len({m.message_id for m in messages})))
@@ -402,7 +370,9 @@ class SqsQueueSource:
     ) -> str:
         if not messages:
             return ""
-        return await change_visibility(await self._clients.client("sqs"), queue.url, messages, timeout)
+        sqs = await self._clients.client("sqs")
+        with self._health.calls.watching():
+            return await change_visibility(sqs, queue.url, messages, timeout)
 
     def failure_context(self, batch: Batch) -> Mapping[str, Any]:
         return {"requestPayload": batch.event()}

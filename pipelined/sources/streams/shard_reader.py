@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from pipelined.core.records import Batch, Outcome, Record
 from pipelined.core.retry import backoff
+from pipelined.sources.call_watch import CallWatch
 from pipelined.sources.streams.lanes import Entry, Lane, ReaderHooks, ReaderSettings
 from pipelined.sources.streams.model import (
     LATEST_MARGIN,
@@ -39,8 +40,6 @@ MAX_BATCH_BYTES = 6_000_000
 MAX_BUFFER_BYTES = 64_000_000
 # Backoff after a failed API call or a batch left unfinished doubles up to this many seconds.
 MAX_BACKOFF = 30.0
-# A call unanswered for this long (an endpoint that accepts and never answers) makes the source unready.
-STALL_AFTER = 4.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +87,7 @@ class ShardReader:
         self._wake = asyncio.Event()
         self._next_fetch = 0.0
         self._errors = 0
-        self._call_started: float | None = None
+        self._calls = CallWatch()
         # The last checkpoint handed to the state store (for logs and tests).
         self.checkpoint: str | None = None
         # Set when another member took the shard's lease: the engine starts a new reader for it.
@@ -170,14 +169,11 @@ class ShardReader:
 
     def stalled(self, now: float) -> bool:
         """True while a call to the stream has been waiting for an answer longer than STALL_AFTER."""
-        return self._call_started is not None and now - self._call_started > STALL_AFTER
+        return self._calls.stalled(now)
 
     async def _fetch(self, iterator: str | None) -> str | None:
-        self._call_started = time.monotonic()
-        try:
+        with self._calls.watching():
             return await self._fetch_page(iterator)
-        finally:
-            self._call_started = None
 
     async def _fetch_page(self, iterator: str | None) -> str | None:
         key = self._settings.source_key
