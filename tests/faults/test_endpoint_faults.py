@@ -51,25 +51,29 @@ async def _is(status: Any, expected: int) -> bool:
     return bool(await status == expected)
 
 
+async def sqs_daemon(
+    tmp_path: Path, daemon: Daemon, proxy: FaultyProxy, url: str, **function: Any
+) -> tuple[DaemonProcess, Path]:
+    """The daemon reading `url` through the proxy (two attempts per call), and its handler's record file."""
+    records = tmp_path / "records.jsonl"
+    entry = {
+        "handler": "sqs_handlers.handler",
+        "environment": {"RECORD_FILE": str(records)},
+        "events": [{"type": "sqs", "queue": url}],
+        **function,
+    }
+    config = write_config(tmp_path, {"fn": entry}, aws={"endpoint_url": proxy.url})
+    process = await asyncio.to_thread(daemon, config, {"RECORD_FILE": records, "AWS_MAX_ATTEMPTS": 2})
+    return process, records
+
+
 @pytest.mark.parametrize("mode", ["hang", "refuse"])
 async def test_an_sqs_endpoint_that_hangs_or_refuses_makes_the_daemon_unready_then_ready_and_loses_nothing(
     tmp_path: Path, aws: str, proxy: FaultyProxy, daemon: Daemon, mode: str
 ) -> None:
     sqs = sqs_client(aws)
     url = sqs.create_queue(QueueName="orders", Attributes={"VisibilityTimeout": "5"})["QueueUrl"]
-    records = tmp_path / "records.jsonl"
-    config = write_config(
-        tmp_path,
-        {
-            "fn": {
-                "handler": "sqs_handlers.handler",
-                "environment": {"RECORD_FILE": str(records)},
-                "events": [{"type": "sqs", "queue": url}],
-            }
-        },
-        aws={"endpoint_url": proxy.url},
-    )
-    process = await asyncio.to_thread(daemon, config, {"RECORD_FILE": records, "AWS_MAX_ATTEMPTS": 2})
+    process, records = await sqs_daemon(tmp_path, daemon, proxy, url)
     for n in range(10):
         sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"n": n}))
     unready, ready = await outage(process, proxy, mode)
@@ -97,20 +101,7 @@ async def test_an_sqs_endpoint_that_hangs_while_a_batch_is_handled_makes_the_dae
     # delete would fail only after its read timeout twice (AWS_MAX_ATTEMPTS 2), over 10 s.
     sqs = sqs_client(aws)
     url = sqs.create_queue(QueueName="orders", Attributes={"VisibilityTimeout": "30"})["QueueUrl"]
-    records = tmp_path / "records.jsonl"
-    config = write_config(
-        tmp_path,
-        {
-            "fn": {
-                "handler": "sqs_handlers.handler",
-                "environment": {"RECORD_FILE": str(records)},
-                "reserved_concurrency": 1,
-                "events": [{"type": "sqs", "queue": url}],
-            }
-        },
-        aws={"endpoint_url": proxy.url},
-    )
-    process = await asyncio.to_thread(daemon, config, {"RECORD_FILE": records, "AWS_MAX_ATTEMPTS": 2})
+    process, records = await sqs_daemon(tmp_path, daemon, proxy, url, reserved_concurrency=1)
     sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"n": 0, "sleep": 1}))
 
     def in_flight() -> bool:
