@@ -49,18 +49,23 @@ class QueueHealth:
         started = time.monotonic()
         try:
             while True:
-                # Due once this poll has waited PROBE_AFTER and the last probe (any poller's) is as old:
-                # a fixed wait instead could miss the due time by almost a whole PROBE_AFTER.
-                due = max(started, self._probed_at) + PROBE_AFTER
-                done, _ = await asyncio.wait({call}, timeout=max(0.0, due - time.monotonic()))
+                done, _ = await asyncio.wait(
+                    {call}, timeout=max(0.0, self._probe_due(started) - time.monotonic())
+                )
                 if done:
                     return call.result()
-                if time.monotonic() >= max(started, self._probed_at) + PROBE_AFTER:
+                # Asked again: another poller may have probed while this one waited.
+                if time.monotonic() >= self._probe_due(started):
                     self._probed_at = time.monotonic()
                     await self._probe(queue_url)
         finally:
             if not call.done():
                 call.cancel()
+
+    def _probe_due(self, started: float) -> float:
+        # Once the poll has waited PROBE_AFTER and the last probe (any poller's) is as old: a fixed wait
+        # instead could miss the due time by almost a whole PROBE_AFTER.
+        return max(started, self._probed_at) + PROBE_AFTER
 
     async def _probe(self, queue_url: str) -> None:
         try:
